@@ -1,0 +1,677 @@
+//! The session machine of DESIGN.md §3.
+//!
+//! Every method takes `now`, queues commands for [`Session::poll`] and returns. Nothing here does
+//! work that grows with the number of outstanding requests, except releasing or failing the
+//! queue, which touches each waiting request once.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::command::{Command, Outcome, Persist, RequestError, SessionState};
+use crate::config::Config;
+use crate::input::{
+    Auth, Generation, Input, LoginFailure, OpId, RefreshFailure, RequestId, RequestSpec, Retry,
+    Verdict,
+};
+use crate::snapshot::Snapshot;
+use crate::time::{Instant, UnixTime};
+use crate::timer::{backoff_delay, Timer};
+use crate::token::{AccessToken, RefreshToken, TokenSet};
+
+/// One user session: tokens, the login/refresh operation, and every outstanding request.
+///
+/// `Clone + Eq + Hash` and free of hidden randomness, so the model checker can store and compare
+/// states and a trace replays identically.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Session {
+    config: Config,
+    stage: SessionState,
+    tokens: Option<Tokens>,
+    op: Option<Operation>,
+    backoff: Option<Backoff>,
+    /// Transient failures of the current reset (rule 5).
+    attempts: u32,
+    /// Transient failures since the last success, across resets (rule 14).
+    consecutive_failures: u32,
+    breaker_until: Option<Instant>,
+    /// Bumped by every logout: a request from an earlier epoch is never sent with a later user's
+    /// token.
+    epoch: u32,
+    next_request: u64,
+    next_op: u64,
+    next_generation: u64,
+    next_queue_seq: u64,
+    requests: BTreeMap<RequestId, Request>,
+    /// Waiting requests by enqueue order. Every entry waits `queue_timeout`, so enqueue order is
+    /// deadline order and the first entry holds the earliest queue deadline.
+    queue: BTreeMap<u64, RequestId>,
+    out: VecDeque<Command>,
+    now: Instant,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Tokens {
+    access: AccessToken,
+    refresh: Option<RefreshToken>,
+    generation: Generation,
+    /// From here on the token is refreshed before use (rule 9).
+    refresh_at: Option<Instant>,
+    /// The token was rejected (or a reset for it gave up): the next request refreshes first.
+    stale: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum OpKind {
+    Login,
+    Refresh,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Operation {
+    id: OpId,
+    kind: OpKind,
+    deadline: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Backoff {
+    kind: OpKind,
+    retry_at: Instant,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Request {
+    spec: RequestSpec,
+    /// How many times it was sent so far.
+    sends: u8,
+    epoch: u32,
+    place: Place,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Place {
+    /// Not yet placed (only between submit and the first decision).
+    New,
+    Queued {
+        seq: u64,
+        deadline: Instant,
+    },
+    InFlight {
+        generation: Option<Generation>,
+    },
+}
+
+impl Session {
+    /// A session with no tokens (first start, or nothing in the store). With
+    /// `Config::eager_login` the silent login starts at once.
+    pub fn new(config: Config, now: Instant) -> Self {
+        let mut session = Session {
+            config,
+            stage: SessionState::Anonymous,
+            tokens: None,
+            op: None,
+            backoff: None,
+            attempts: 0,
+            consecutive_failures: 0,
+            breaker_until: None,
+            epoch: 0,
+            next_request: 1,
+            next_op: 1,
+            next_generation: 1,
+            next_queue_seq: 0,
+            requests: BTreeMap::new(),
+            queue: BTreeMap::new(),
+            out: VecDeque::new(),
+            now,
+        };
+        if config.eager_login {
+            session.start(OpKind::Login);
+        }
+        session
+    }
+
+    /// A session restored from the store (rule 11): `Active` with generation 1. `now` and
+    /// `wall_now` must be read together; they turn the stored wall-clock expiry back into the
+    /// monotonic clock. A restored session that turns out dead takes the refresh path.
+    pub fn restore(config: Config, snapshot: Snapshot, now: Instant, wall_now: UnixTime) -> Self {
+        let mut session = Session::new(
+            Config {
+                eager_login: false,
+                ..config
+            },
+            now,
+        );
+        session.config = config;
+        let lifetime = snapshot.expires_at.map(|at| {
+            core::time::Duration::from_millis(at.as_millis().saturating_sub(wall_now.as_millis()))
+        });
+        session.adopt_tokens(TokenSet {
+            access_token: snapshot.access_token,
+            refresh_token: snapshot.refresh_token,
+            expires_in: lifetime,
+        });
+        session.stage = SessionState::Active;
+        session
+    }
+
+    /// Feeds one input. Drain [`Session::poll`] before the next input.
+    pub fn handle(&mut self, input: Input, now: Instant) {
+        match input {
+            Input::Submit(spec) => {
+                self.submit(spec, now);
+            }
+            Input::Cancel(id) => self.cancel(id, now),
+            Input::Response {
+                id,
+                attempt,
+                verdict,
+            } => self.handle_response(id, attempt, verdict, now),
+            Input::LoginResult { op, result } => self.handle_login_result(op, result, now),
+            Input::RefreshResult { op, result } => self.handle_refresh_result(op, result, now),
+            Input::Logout => self.logout(now),
+            Input::Login => self.login(now),
+            Input::Timeout => self.handle_timeout(now),
+        }
+    }
+
+    /// The app issues a request; returns its id. A public request is sent at once without a
+    /// token; an authenticated one is sent, queued, or failed according to the session's state.
+    pub fn submit(&mut self, spec: RequestSpec, now: Instant) -> RequestId {
+        self.advance(now);
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        let request = Request {
+            spec,
+            sends: 0,
+            epoch: self.epoch,
+            place: Place::New,
+        };
+        self.requests.insert(id, request);
+        match spec.auth {
+            Auth::Public => self.send(id),
+            Auth::Bearer => self.dispatch(id),
+        }
+        id
+    }
+
+    /// The app gives up on a request (rule 10): it is never sent again and completes with
+    /// `Cancelled` exactly once. Cancelling a finished or unknown request does nothing.
+    pub fn cancel(&mut self, id: RequestId, now: Instant) {
+        self.advance(now);
+        if self.requests.contains_key(&id) {
+            self.complete(id, Outcome::Fail(RequestError::Cancelled));
+        }
+    }
+
+    /// The API answered send number `attempt` of request `id`. Answers to a cancelled or finished
+    /// request, or to an earlier send, are dropped.
+    pub fn handle_response(&mut self, id: RequestId, attempt: u8, verdict: Verdict, now: Instant) {
+        self.advance(now);
+        let Some(request) = self.requests.get(&id) else {
+            return;
+        };
+        let Place::InFlight { generation } = request.place else {
+            return;
+        };
+        if request.sends != attempt {
+            return;
+        }
+        match verdict {
+            Verdict::Accepted => self.complete(id, Outcome::Deliver),
+            Verdict::Rejected => self.rejected(id, generation),
+        }
+    }
+
+    /// A silent login finished. Results of any other operation than the current one are ignored.
+    pub fn handle_login_result(
+        &mut self,
+        op: OpId,
+        result: Result<TokenSet, LoginFailure>,
+        now: Instant,
+    ) {
+        self.advance(now);
+        if !self.take_operation(op, OpKind::Login) {
+            return;
+        }
+        match result {
+            Ok(tokens) => self.succeed(tokens),
+            Err(LoginFailure::Transient) => self.transient_failure(OpKind::Login),
+            Err(LoginFailure::Fatal) => {
+                self.tokens = None;
+                self.attempts = 0;
+                self.fail_queue(RequestError::LoginRequired);
+                self.enter(SessionState::LoginRequired);
+            }
+        }
+    }
+
+    /// A refresh finished. Results of any other operation than the current one are ignored.
+    pub fn handle_refresh_result(
+        &mut self,
+        op: OpId,
+        result: Result<TokenSet, RefreshFailure>,
+        now: Instant,
+    ) {
+        self.advance(now);
+        if !self.take_operation(op, OpKind::Refresh) {
+            return;
+        }
+        match result {
+            Ok(tokens) => self.succeed(tokens),
+            Err(RefreshFailure::Transient) => self.transient_failure(OpKind::Refresh),
+            Err(RefreshFailure::InvalidGrant) => {
+                // The refresh token is dead: silent login, keeping the queue.
+                self.tokens = None;
+                self.attempts = 0;
+                self.start(OpKind::Login);
+            }
+        }
+    }
+
+    /// The user logs out (rule 6): waiting requests fail with `LoggedOut`, the store is cleared,
+    /// the operation in flight is forgotten, and nothing logs in until [`Session::login`].
+    pub fn logout(&mut self, now: Instant) {
+        self.advance(now);
+        if self.stage == SessionState::LoggedOut {
+            return;
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        self.op = None;
+        self.backoff = None;
+        self.attempts = 0;
+        self.fail_queue(RequestError::LoggedOut);
+        if let Some(tokens) = self.tokens.take() {
+            if let (true, Some(refresh_token)) = (self.config.revoke_on_logout, tokens.refresh) {
+                self.out.push_back(Command::Revoke { refresh_token });
+            }
+        }
+        self.out.push_back(Command::ClearStore);
+        self.enter(SessionState::LoggedOut);
+    }
+
+    /// The app asks for a login: after a logout, after `LoginRequired` once the user acted, or to
+    /// log in before the first request. Ignored while a session is held or being reset. Being an
+    /// explicit user action, it also closes the circuit breaker.
+    pub fn login(&mut self, now: Instant) {
+        self.advance(now);
+        if matches!(
+            self.stage,
+            SessionState::LoggedOut | SessionState::LoginRequired | SessionState::Anonymous
+        ) {
+            self.breaker_until = None;
+            self.consecutive_failures = 0;
+            self.attempts = 0;
+            self.start(OpKind::Login);
+        }
+    }
+
+    /// Fires every timer due at `now`. Calling it early or twice does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        let now = self.now;
+        if let Some(op) = self.op.filter(|op| op.deadline <= now) {
+            // A hung operation counts as a transient failure; its late result no longer matches.
+            self.op = None;
+            self.transient_failure(op.kind);
+        }
+        if let Some(backoff) = self.backoff.filter(|b| b.retry_at <= now) {
+            self.backoff = None;
+            if self.queue.is_empty() {
+                // Nobody waits any more: stop bothering the auth server; the next request retries.
+                self.give_up_quietly();
+            } else {
+                self.start(backoff.kind);
+            }
+        }
+        if self.breaker_until.is_some_and(|until| until <= now) {
+            // Half-open: the next failure opens the breaker again at once.
+            self.breaker_until = None;
+            self.consecutive_failures = self.config.max_refresh_failures.saturating_sub(1);
+        }
+        while let Some((&seq, &id)) = self.queue.first_key_value() {
+            match self.requests.get(&id).map(|r| r.place) {
+                Some(Place::Queued { deadline, .. }) if deadline > now => break,
+                Some(_) => self.complete(id, Outcome::Fail(RequestError::Timeout)),
+                // A queue entry always has its request; dropping it keeps the loop finite.
+                None => {
+                    self.queue.remove(&seq);
+                }
+            }
+        }
+    }
+
+    /// The next command for the driver; call until `None` after every input.
+    pub fn poll(&mut self) -> Option<Command> {
+        self.out.pop_front()
+    }
+
+    /// The earliest deadline at which [`Session::handle_timeout`] must be called, if any.
+    /// A pure query: call it after draining [`Session::poll`] to re-arm the driver's one timer.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timer().map(|(_, at)| at)
+    }
+
+    /// Like [`Session::poll_timeout`], with the reason.
+    pub fn next_timer(&self) -> Option<(Timer, Instant)> {
+        let queue = self
+            .queue
+            .first_key_value()
+            .and_then(|(_, id)| match self.requests.get(id) {
+                Some(Request {
+                    place: Place::Queued { deadline, .. },
+                    ..
+                }) => Some((Timer::QueueDeadline, *deadline)),
+                _ => None,
+            });
+        [
+            queue,
+            self.op.map(|op| (Timer::OperationDeadline, op.deadline)),
+            self.backoff.map(|b| (Timer::OperationBackoff, b.retry_at)),
+            self.breaker_until.map(|at| (Timer::BreakerCooldown, at)),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|&(timer, at)| (at, timer))
+    }
+
+    /// The session's externally visible state.
+    pub fn state(&self) -> SessionState {
+        self.stage
+    }
+
+    /// The generation of the tokens held, if any.
+    pub fn generation(&self) -> Option<Generation> {
+        self.tokens.as_ref().map(|t| t.generation)
+    }
+
+    /// The configuration the session was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the circuit breaker is open (authenticated requests that need a login or refresh
+    /// fail fast with `CircuitOpen`).
+    pub fn is_circuit_open(&self) -> bool {
+        self.breaker_until.is_some()
+    }
+
+    /// How many requests are outstanding (waiting or in flight).
+    pub fn outstanding(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// How many requests wait for the session.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether commands wait to be polled.
+    pub fn has_commands(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// The latest time the session has seen.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Time never goes backwards inside the session, even if a driver's inputs race.
+    fn advance(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// Sends, queues or fails an authenticated request that is not in flight.
+    fn dispatch(&mut self, id: RequestId) {
+        match self.stage {
+            SessionState::LoggedOut => self.complete(id, Outcome::Fail(RequestError::LoggedOut)),
+            SessionState::LoginRequired => {
+                self.complete(id, Outcome::Fail(RequestError::LoginRequired))
+            }
+            SessionState::LoggingIn | SessionState::Refreshing => {
+                self.enqueue(id);
+            }
+            SessionState::Active | SessionState::Anonymous => {
+                if self.tokens.as_ref().is_some_and(|t| t.usable(self.now)) {
+                    self.send(id);
+                } else if self.breaker_until.is_some() {
+                    self.complete(id, Outcome::Fail(RequestError::CircuitOpen));
+                } else if self.enqueue(id) {
+                    self.reset();
+                }
+            }
+        }
+    }
+
+    /// A 401 for a request sent with `generation`.
+    fn rejected(&mut self, id: RequestId, generation: Option<Generation>) {
+        let Some(request) = self.requests.get(&id) else {
+            return;
+        };
+        let spec = request.spec;
+        let budget_spent = request.sends > self.config.max_retries;
+        if spec.auth == Auth::Public {
+            return self.complete(id, Outcome::Deliver);
+        }
+        if request.epoch != self.epoch || self.stage == SessionState::LoggedOut {
+            return self.complete(id, Outcome::Fail(RequestError::LoggedOut));
+        }
+        if self.stage == SessionState::LoginRequired {
+            return self.complete(id, Outcome::Fail(RequestError::LoginRequired));
+        }
+        if spec.retry == Retry::Deny || !spec.replayable || budget_spent {
+            return self.complete(id, Outcome::Deliver);
+        }
+        if let Some(tokens) = self.tokens.as_mut() {
+            if Some(tokens.generation) == generation {
+                tokens.stale = true;
+            } else if self.stage == SessionState::Active && !tokens.stale {
+                // Rule 2: a newer token is already held; resend without a refresh.
+                return self.send(id);
+            }
+        }
+        self.dispatch(id);
+    }
+
+    /// Starts the operation that gets a usable token: refresh when a refresh token is held,
+    /// silent login otherwise.
+    fn reset(&mut self) {
+        match self.tokens.as_ref().and_then(|t| t.refresh.as_ref()) {
+            Some(_) => self.start(OpKind::Refresh),
+            None => self.start(OpKind::Login),
+        }
+    }
+
+    fn start(&mut self, kind: OpKind) {
+        let refresh_token = match kind {
+            OpKind::Refresh => match self.tokens.as_ref().and_then(|t| t.refresh.clone()) {
+                Some(token) => Some(token),
+                None => return self.start(OpKind::Login),
+            },
+            OpKind::Login => None,
+        };
+        let id = OpId(self.next_op);
+        self.next_op += 1;
+        self.op = Some(Operation {
+            id,
+            kind,
+            deadline: self.now.saturating_add(self.config.operation_timeout),
+        });
+        self.backoff = None;
+        match refresh_token {
+            Some(refresh_token) => self.out.push_back(Command::Refresh {
+                op: id,
+                refresh_token,
+            }),
+            None => self.out.push_back(Command::Login { op: id }),
+        }
+        self.enter(match kind {
+            OpKind::Login => SessionState::LoggingIn,
+            OpKind::Refresh => SessionState::Refreshing,
+        });
+    }
+
+    /// Whether `op` is the operation in flight; if so it is over.
+    fn take_operation(&mut self, op: OpId, kind: OpKind) -> bool {
+        match self.op {
+            Some(current) if current.id == op && current.kind == kind => {
+                self.op = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Rule 3: persist, then release the queue in FIFO order, then notify.
+    fn succeed(&mut self, tokens: TokenSet) {
+        self.attempts = 0;
+        self.consecutive_failures = 0;
+        self.breaker_until = None;
+        self.backoff = None;
+        let persist = self.adopt_tokens(tokens);
+        self.out.push_back(Command::Persist(persist));
+        let previous = core::mem::replace(&mut self.stage, SessionState::Active);
+        while let Some((_, id)) = self.queue.pop_first() {
+            self.send(id);
+        }
+        if previous != SessionState::Active {
+            self.out.push_back(Command::Notify(SessionState::Active));
+        }
+    }
+
+    fn adopt_tokens(&mut self, set: TokenSet) -> Persist {
+        let generation = Generation(self.next_generation);
+        self.next_generation += 1;
+        let refresh = set
+            .refresh_token
+            .or_else(|| self.tokens.take().and_then(|t| t.refresh));
+        let now = self.now;
+        let expires_at = set.expires_in.map(|life| now.saturating_add(life));
+        let refresh_at = set.expires_in.map(|life| {
+            let early = life
+                .saturating_sub(self.config.refresh_margin)
+                .max(life / 2);
+            now.saturating_add(early)
+        });
+        let tokens = Tokens {
+            access: set.access_token,
+            refresh,
+            generation,
+            refresh_at,
+            stale: false,
+        };
+        let persist = Persist {
+            generation,
+            access_token: tokens.access.clone(),
+            refresh_token: tokens.refresh.clone(),
+            expires_at,
+        };
+        self.tokens = Some(tokens);
+        persist
+    }
+
+    /// Rule 5 and rule 14: back off and retry, give up, or open the circuit breaker.
+    fn transient_failure(&mut self, kind: OpKind) {
+        self.attempts = self.attempts.saturating_add(1);
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        if self.consecutive_failures >= self.config.max_refresh_failures {
+            self.breaker_until = Some(self.now.saturating_add(self.config.breaker_cooldown));
+            self.give_up(RequestError::CircuitOpen);
+        } else if self.attempts > self.config.max_operation_retries {
+            self.give_up(RequestError::AuthUnavailable {
+                attempts: self.attempts,
+            });
+        } else {
+            let delay = backoff_delay(&self.config, self.attempts, self.next_op);
+            self.backoff = Some(Backoff {
+                kind,
+                retry_at: self.now.saturating_add(delay),
+            });
+        }
+    }
+
+    fn give_up(&mut self, error: RequestError) {
+        self.fail_queue(error);
+        self.give_up_quietly();
+    }
+
+    /// Back to `Active` with the tokens kept but marked stale, so the next request tries again;
+    /// or to `Anonymous` when there are none.
+    fn give_up_quietly(&mut self) {
+        self.attempts = 0;
+        self.backoff = None;
+        match self.tokens.as_mut() {
+            Some(tokens) => {
+                tokens.stale = true;
+                self.enter(SessionState::Active);
+            }
+            None => self.enter(SessionState::Anonymous),
+        }
+    }
+
+    fn enter(&mut self, stage: SessionState) {
+        if self.stage != stage {
+            self.stage = stage;
+            self.out.push_back(Command::Notify(stage));
+        }
+    }
+
+    fn send(&mut self, id: RequestId) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let (token, generation) = match (request.spec.auth, &self.tokens) {
+            (Auth::Bearer, Some(tokens)) => (Some(tokens.access.clone()), Some(tokens.generation)),
+            // Callers only send authenticated requests while tokens are held.
+            (Auth::Bearer, None) | (Auth::Public, _) => (None, None),
+        };
+        request.sends = request.sends.saturating_add(1);
+        request.place = Place::InFlight { generation };
+        let attempt = request.sends;
+        self.out.push_back(Command::Send {
+            id,
+            attempt,
+            token,
+            generation,
+        });
+    }
+
+    /// Queues a request; fails it with `QueueFull` (rule 8) and returns `false` when full.
+    fn enqueue(&mut self, id: RequestId) -> bool {
+        if self.queue.len() >= self.config.max_queued {
+            self.complete(id, Outcome::Fail(RequestError::QueueFull));
+            return false;
+        }
+        let seq = self.next_queue_seq;
+        self.next_queue_seq += 1;
+        let deadline = self.now.saturating_add(self.config.queue_timeout);
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.place = Place::Queued { seq, deadline };
+            self.queue.insert(seq, id);
+        }
+        true
+    }
+
+    fn fail_queue(&mut self, error: RequestError) {
+        while let Some((_, id)) = self.queue.pop_first() {
+            self.requests.remove(&id);
+            self.out.push_back(Command::Complete {
+                id,
+                outcome: Outcome::Fail(error),
+            });
+        }
+    }
+
+    fn complete(&mut self, id: RequestId, outcome: Outcome) {
+        if let Some(request) = self.requests.remove(&id) {
+            if let Place::Queued { seq, .. } = request.place {
+                self.queue.remove(&seq);
+            }
+            self.out.push_back(Command::Complete { id, outcome });
+        }
+    }
+}
+
+impl Tokens {
+    fn usable(&self, now: Instant) -> bool {
+        !self.stale && self.refresh_at.is_none_or(|at| now < at)
+    }
+}
