@@ -72,6 +72,7 @@
 //! `Serialize` a fingerprint, and the secret is wiped when the last copy drops.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod broken;
 mod command;
 mod config;
 mod input;

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::broken::Bug;
 use crate::command::{Command, Outcome, Persist, RequestError, SessionState};
 use crate::config::Config;
 use crate::input::{
@@ -46,6 +47,8 @@ pub struct Session {
     queue: BTreeMap<u64, RequestId>,
     out: VecDeque<Command>,
     now: Instant,
+    #[cfg(feature = "broken-variants")]
+    bug: Option<crate::broken::Bug>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -122,6 +125,8 @@ impl Session {
             queue: BTreeMap::new(),
             out: VecDeque::new(),
             now,
+            #[cfg(feature = "broken-variants")]
+            bug: None,
         };
         if config.eager_login {
             session.start(OpKind::Login);
@@ -414,6 +419,18 @@ impl Session {
         self.now
     }
 
+    /// Whether this session carries a deliberately planted bug (only with the
+    /// `broken-variants` feature; always `false` otherwise, so the checks compile away).
+    fn has_bug(&self, bug: Bug) -> bool {
+        #[cfg(feature = "broken-variants")]
+        return self.bug == Some(bug);
+        #[cfg(not(feature = "broken-variants"))]
+        {
+            let _ = bug;
+            false
+        }
+    }
+
     /// Time never goes backwards inside the session, even if a driver's inputs race.
     fn advance(&mut self, now: Instant) {
         self.now = self.now.max(now);
@@ -425,6 +442,11 @@ impl Session {
             SessionState::LoggedOut => self.complete(id, Outcome::Fail(RequestError::LoggedOut)),
             SessionState::LoginRequired => {
                 self.complete(id, Outcome::Fail(RequestError::LoginRequired))
+            }
+            SessionState::Refreshing if self.has_bug(Bug::SecondRefreshInFlight) => {
+                if self.enqueue(id) {
+                    self.start(OpKind::Refresh);
+                }
             }
             SessionState::LoggingIn | SessionState::Refreshing => {
                 self.enqueue(id);
@@ -447,7 +469,8 @@ impl Session {
             return;
         };
         let spec = request.spec;
-        let budget_spent = request.sends > self.config.max_retries;
+        let budget_spent =
+            request.sends > self.config.max_retries && !self.has_bug(Bug::RetryWithoutBudget);
         if spec.auth == Auth::Public {
             return self.complete(id, Outcome::Deliver);
         }
@@ -460,8 +483,9 @@ impl Session {
         if spec.retry == Retry::Deny || !spec.replayable || budget_spent {
             return self.complete(id, Outcome::Deliver);
         }
+        let ignore_generation = self.has_bug(Bug::NoGenerationCheck);
         if let Some(tokens) = self.tokens.as_mut() {
-            if Some(tokens.generation) == generation {
+            if Some(tokens.generation) == generation || ignore_generation {
                 tokens.stale = true;
             } else if self.stage == SessionState::Active && !tokens.stale {
                 // Rule 2: a newer token is already held; resend without a refresh.
@@ -511,6 +535,10 @@ impl Session {
 
     /// Whether `op` is the operation in flight; if so it is over.
     fn take_operation(&mut self, op: OpId, kind: OpKind) -> bool {
+        if self.has_bug(Bug::NoOperationIdCheck) {
+            self.op = None;
+            return true;
+        }
         match self.op {
             Some(current) if current.id == op && current.kind == kind => {
                 self.op = None;
@@ -527,10 +555,16 @@ impl Session {
         self.breaker_until = None;
         self.backoff = None;
         let persist = self.adopt_tokens(tokens);
-        self.out.push_back(Command::Persist(persist));
+        let release_first = self.has_bug(Bug::ReleaseBeforePersist);
+        if !release_first {
+            self.out.push_back(Command::Persist(persist.clone()));
+        }
         let previous = core::mem::replace(&mut self.stage, SessionState::Active);
         while let Some((_, id)) = self.queue.pop_first() {
             self.send(id);
+        }
+        if release_first {
+            self.out.push_back(Command::Persist(persist));
         }
         if previous != SessionState::Active {
             self.out.push_back(Command::Notify(SessionState::Active));
@@ -673,5 +707,15 @@ impl Session {
 impl Tokens {
     fn usable(&self, now: Instant) -> bool {
         !self.stale && self.refresh_at.is_none_or(|at| now < at)
+    }
+}
+
+#[cfg(feature = "broken-variants")]
+impl Session {
+    /// The same session with a deliberately planted bug, so tests can show the model checker and
+    /// the Monitor catch it. Only with the `broken-variants` feature; never in a release build.
+    pub fn with_bug(mut self, bug: Bug) -> Self {
+        self.bug = Some(bug);
+        self
     }
 }

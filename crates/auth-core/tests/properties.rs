@@ -11,6 +11,7 @@ use core::time::Duration;
 use auth_core::sim::{Fault, NetFault, Op, Sim, INTERESTING_DELAYS};
 use auth_core::{Config, RequestSpec};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 fn spec() -> impl Strategy<Value = RequestSpec> {
     prop_oneof![
@@ -78,6 +79,13 @@ fn config() -> impl Strategy<Value = Config> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/properties.txt",
+        ))),
+        ..ProptestConfig::default()
+    })]
+
     #[test]
     fn monitor_holds_under_random_faults_and_everything_settles(
         config in config(),

@@ -1,0 +1,23 @@
+//! Deliberately broken variants of the machine: the bugs naive implementations have (DESIGN.md
+//! §1). They exist only to prove the checks are not vacuous: each must be caught by the property
+//! named beside it. The switches act only with the `broken-variants` feature
+//! ([`crate::Session::with_bug`]); without it the type exists but nothing can plant a bug.
+
+use serde::{Deserialize, Serialize};
+
+/// A bug to plant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Bug {
+    /// A late 401 for an older token generation starts another refresh (caught by P6).
+    NoGenerationCheck,
+    /// Login/refresh results are accepted whatever their operation id, even after logout
+    /// (caught by P3).
+    NoOperationIdCheck,
+    /// A request arriving during a refresh starts a second refresh (caught by P2).
+    SecondRefreshInFlight,
+    /// Queued requests go out before the new tokens are persisted (caught by P7).
+    ReleaseBeforePersist,
+    /// Rejected requests are retried without a budget (caught by P5).
+    RetryWithoutBudget,
+}
