@@ -93,6 +93,9 @@ pub enum RequestError {
         /// How many operations were attempted.
         attempts: u32,
     },
+    /// About a million requests are already outstanding; the session refuses more.
+    #[error("too many requests are outstanding")]
+    TooManyOutstanding,
     /// The circuit breaker is open after repeated failures; nothing is attempted until it closes.
     #[error("the auth server is failing; not retrying until the cool-down ends")]
     CircuitOpen,

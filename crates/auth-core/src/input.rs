@@ -6,10 +6,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::token::TokenSet;
 
-/// Identifies one request for its whole life. Assigned by the session from a counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Identifies one request for its whole life. Assigned by the session: the submit counter
+/// ([`RequestId::sequence`]) with the request's table slot packed into the low bits, so lookups
+/// are O(1) and an id is never reused. Treat the number as opaque.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RequestId(pub u64);
+
+impl RequestId {
+    /// The submit counter: 1 for the session's first request, 2 for the next, ...
+    pub const fn sequence(self) -> u64 {
+        self.0 >> crate::requests::SLOT_BITS
+    }
+}
+
+impl core::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "RequestId(#{})", self.sequence())
+    }
+}
+
+impl core::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "#{}", self.sequence())
+    }
+}
 
 /// Identifies one login or refresh operation. A result carrying any other id is ignored (rule 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

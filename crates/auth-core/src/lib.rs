@@ -78,6 +78,7 @@ mod config;
 mod input;
 mod monitor;
 pub mod parse;
+mod requests;
 mod session;
 pub mod sim;
 mod snapshot;

@@ -4,7 +4,7 @@
 //! work that grows with the number of outstanding requests, except releasing or failing the
 //! queue, which touches each waiting request once.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::broken::Bug;
 use crate::command::{Command, Outcome, Persist, RequestError, SessionState};
@@ -13,6 +13,7 @@ use crate::input::{
     Auth, Generation, Input, LoginFailure, OpId, RefreshFailure, RequestId, RequestSpec, Retry,
     Verdict,
 };
+use crate::requests::{Place, Request, Requests};
 use crate::snapshot::Snapshot;
 use crate::time::{Instant, UnixTime};
 use crate::timer::{backoff_delay, Timer};
@@ -40,11 +41,8 @@ pub struct Session {
     next_request: u64,
     next_op: u64,
     next_generation: u64,
-    next_queue_seq: u64,
-    requests: BTreeMap<RequestId, Request>,
-    /// Waiting requests by enqueue order. Every entry waits `queue_timeout`, so enqueue order is
-    /// deadline order and the first entry holds the earliest queue deadline.
-    queue: BTreeMap<u64, RequestId>,
+    /// Outstanding requests and the queue of waiting ones.
+    requests: Requests,
     out: VecDeque<Command>,
     now: Instant,
     #[cfg(feature = "broken-variants")]
@@ -81,28 +79,6 @@ struct Backoff {
     retry_at: Instant,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Request {
-    spec: RequestSpec,
-    /// How many times it was sent so far.
-    sends: u8,
-    epoch: u32,
-    place: Place,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Place {
-    /// Not yet placed (only between submit and the first decision).
-    New,
-    Queued {
-        seq: u64,
-        deadline: Instant,
-    },
-    InFlight {
-        generation: Option<Generation>,
-    },
-}
-
 impl Session {
     /// A session with no tokens (first start, or nothing in the store). With
     /// `Config::eager_login` the silent login starts at once.
@@ -120,9 +96,7 @@ impl Session {
             next_request: 1,
             next_op: 1,
             next_generation: 1,
-            next_queue_seq: 0,
-            requests: BTreeMap::new(),
-            queue: BTreeMap::new(),
+            requests: Requests::default(),
             out: VecDeque::new(),
             now,
             #[cfg(feature = "broken-variants")]
@@ -182,7 +156,7 @@ impl Session {
     /// token; an authenticated one is sent, queued, or failed according to the session's state.
     pub fn submit(&mut self, spec: RequestSpec, now: Instant) -> RequestId {
         self.advance(now);
-        let id = RequestId(self.next_request);
+        let sequence = self.next_request;
         self.next_request += 1;
         let request = Request {
             spec,
@@ -190,7 +164,14 @@ impl Session {
             epoch: self.epoch,
             place: Place::New,
         };
-        self.requests.insert(id, request);
+        let id = match self.requests.insert(sequence, request) {
+            Ok(id) => id,
+            Err(id) => {
+                let outcome = Outcome::Fail(RequestError::TooManyOutstanding);
+                self.out.push_back(Command::Complete { id, outcome });
+                return id;
+            }
+        };
         match spec.auth {
             Auth::Public => self.send(id),
             Auth::Bearer => self.dispatch(id),
@@ -202,7 +183,7 @@ impl Session {
     /// `Cancelled` exactly once. Cancelling a finished or unknown request does nothing.
     pub fn cancel(&mut self, id: RequestId, now: Instant) {
         self.advance(now);
-        if self.requests.contains_key(&id) {
+        if self.requests.get(id).is_some() {
             self.complete(id, Outcome::Fail(RequestError::Cancelled));
         }
     }
@@ -211,7 +192,7 @@ impl Session {
     /// request, or to an earlier send, are dropped.
     pub fn handle_response(&mut self, id: RequestId, attempt: u8, verdict: Verdict, now: Instant) {
         self.advance(now);
-        let Some(request) = self.requests.get(&id) else {
+        let Some(request) = self.requests.get(id) else {
             return;
         };
         let Place::InFlight { generation } = request.place else {
@@ -320,7 +301,7 @@ impl Session {
         }
         if let Some(backoff) = self.backoff.filter(|b| b.retry_at <= now) {
             self.backoff = None;
-            if self.queue.is_empty() {
+            if self.requests.queued() == 0 {
                 // Nobody waits any more: stop bothering the auth server; the next request retries.
                 self.give_up_quietly();
             } else {
@@ -332,15 +313,11 @@ impl Session {
             self.breaker_until = None;
             self.consecutive_failures = self.config.max_refresh_failures.saturating_sub(1);
         }
-        while let Some((&seq, &id)) = self.queue.first_key_value() {
-            match self.requests.get(&id).map(|r| r.place) {
-                Some(Place::Queued { deadline, .. }) if deadline > now => break,
-                Some(_) => self.complete(id, Outcome::Fail(RequestError::Timeout)),
-                // A queue entry always has its request; dropping it keeps the loop finite.
-                None => {
-                    self.queue.remove(&seq);
-                }
+        while let Some((id, deadline)) = self.requests.front() {
+            if deadline > now {
+                break;
             }
+            self.complete(id, Outcome::Fail(RequestError::Timeout));
         }
     }
 
@@ -358,15 +335,9 @@ impl Session {
     /// Like [`Session::poll_timeout`], with the reason.
     pub fn next_timer(&self) -> Option<(Timer, Instant)> {
         let queue = self
-            .queue
-            .first_key_value()
-            .and_then(|(_, id)| match self.requests.get(id) {
-                Some(Request {
-                    place: Place::Queued { deadline, .. },
-                    ..
-                }) => Some((Timer::QueueDeadline, *deadline)),
-                _ => None,
-            });
+            .requests
+            .front()
+            .map(|(_, deadline)| (Timer::QueueDeadline, deadline));
         [
             queue,
             self.op.map(|op| (Timer::OperationDeadline, op.deadline)),
@@ -406,7 +377,7 @@ impl Session {
 
     /// How many requests wait for the session.
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.requests.queued()
     }
 
     /// Whether commands wait to be polled.
@@ -465,7 +436,7 @@ impl Session {
 
     /// A 401 for a request sent with `generation`.
     fn rejected(&mut self, id: RequestId, generation: Option<Generation>) {
-        let Some(request) = self.requests.get(&id) else {
+        let Some(request) = self.requests.get(id) else {
             return;
         };
         let spec = request.spec;
@@ -560,7 +531,7 @@ impl Session {
             self.out.push_back(Command::Persist(persist.clone()));
         }
         let previous = core::mem::replace(&mut self.stage, SessionState::Active);
-        while let Some((_, id)) = self.queue.pop_first() {
+        while let Some(id) = self.requests.pop_front() {
             self.send(id);
         }
         if release_first {
@@ -649,7 +620,7 @@ impl Session {
     }
 
     fn send(&mut self, id: RequestId) {
-        let Some(request) = self.requests.get_mut(&id) else {
+        let Some(request) = self.requests.get_mut(id) else {
             return;
         };
         let (token, generation) = match (request.spec.auth, &self.tokens) {
@@ -670,23 +641,18 @@ impl Session {
 
     /// Queues a request; fails it with `QueueFull` (rule 8) and returns `false` when full.
     fn enqueue(&mut self, id: RequestId) -> bool {
-        if self.queue.len() >= self.config.max_queued {
+        if self.requests.queued() >= self.config.max_queued {
             self.complete(id, Outcome::Fail(RequestError::QueueFull));
             return false;
         }
-        let seq = self.next_queue_seq;
-        self.next_queue_seq += 1;
         let deadline = self.now.saturating_add(self.config.queue_timeout);
-        if let Some(request) = self.requests.get_mut(&id) {
-            request.place = Place::Queued { seq, deadline };
-            self.queue.insert(seq, id);
-        }
+        self.requests.enqueue(id, deadline);
         true
     }
 
     fn fail_queue(&mut self, error: RequestError) {
-        while let Some((_, id)) = self.queue.pop_first() {
-            self.requests.remove(&id);
+        while let Some(id) = self.requests.pop_front() {
+            self.requests.remove(id);
             self.out.push_back(Command::Complete {
                 id,
                 outcome: Outcome::Fail(error),
@@ -695,10 +661,7 @@ impl Session {
     }
 
     fn complete(&mut self, id: RequestId, outcome: Outcome) {
-        if let Some(request) = self.requests.remove(&id) {
-            if let Place::Queued { seq, .. } = request.place {
-                self.queue.remove(&seq);
-            }
+        if self.requests.remove(id).is_some() {
             self.out.push_back(Command::Complete { id, outcome });
         }
     }

@@ -447,7 +447,9 @@ fn cancelled_waiting_request_fails_once_and_is_never_sent() {
         sim.completion_order().iter().filter(|c| **c == id).count(),
         1
     );
-    assert!(!sim.transcript().contains(&format!("send #{} ", id.0)));
+    assert!(!sim
+        .transcript()
+        .contains(&format!("send #{} ", id.sequence())));
     assert_clean(&mut sim);
     insta::assert_snapshot!(sim.transcript());
 }

@@ -21,7 +21,7 @@ pub(crate) fn input(input: &Input) -> String {
             }
             text
         }
-        Input::Cancel(id) => format!("cancel #{}", id.0),
+        Input::Cancel(id) => format!("cancel #{}", id.sequence()),
         Input::Response {
             id,
             attempt,
@@ -31,7 +31,7 @@ pub(crate) fn input(input: &Input) -> String {
                 Verdict::Accepted => "200",
                 Verdict::Rejected => "401",
             };
-            format!("response #{} attempt {attempt}: {verdict}", id.0)
+            format!("response #{} attempt {attempt}: {verdict}", id.sequence())
         }
         Input::LoginResult { op, result } => {
             format!(
@@ -79,11 +79,11 @@ pub(crate) fn command(command: &Command) -> String {
         } => match (token, generation) {
             (Some(token), Some(generation)) => format!(
                 "send #{} attempt {attempt} gen {} {}",
-                id.0,
+                id.sequence(),
                 generation.0,
                 token.fingerprint()
             ),
-            _ => format!("send #{} attempt {attempt} without token", id.0),
+            _ => format!("send #{} attempt {attempt} without token", id.sequence()),
         },
         Command::Login { op } => format!("login op{}", op.0),
         Command::Refresh { op, refresh_token } => {
@@ -97,8 +97,8 @@ pub(crate) fn command(command: &Command) -> String {
         Command::ClearStore => "clear store".to_owned(),
         Command::Revoke { refresh_token } => format!("revoke {}", refresh_token.fingerprint()),
         Command::Complete { id, outcome } => match outcome {
-            Outcome::Deliver => format!("complete #{}: deliver", id.0),
-            Outcome::Fail(error) => format!("complete #{}: fail {error:?}", id.0),
+            Outcome::Deliver => format!("complete #{}: deliver", id.sequence()),
+            Outcome::Fail(error) => format!("complete #{}: fail {error:?}", id.sequence()),
         },
         Command::Notify(state) => format!("notify {}", state_name(*state)),
     }
