@@ -32,7 +32,8 @@ pub struct Config {
     /// Seed of the backoff jitter. Jitter is derived from the seed and the operation id, so a
     /// trace replays bit for bit.
     pub jitter_seed: u64,
-    /// Consecutive transient failures after which the circuit breaker opens (rule 14). Default 5.
+    /// Consecutive transient failures after which the circuit breaker opens (rule 14). Default 5;
+    /// 0 disables the breaker.
     pub max_refresh_failures: u32,
     /// How long the circuit breaker stays open.
     pub breaker_cooldown: Duration,

@@ -577,7 +577,8 @@ impl Session {
     fn transient_failure(&mut self, kind: OpKind) {
         self.attempts = self.attempts.saturating_add(1);
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        if self.consecutive_failures >= self.config.max_refresh_failures {
+        let breaker = self.config.max_refresh_failures;
+        if breaker > 0 && self.consecutive_failures >= breaker {
             self.breaker_until = Some(self.now.saturating_add(self.config.breaker_cooldown));
             self.give_up(RequestError::CircuitOpen);
         } else if self.attempts > self.config.max_operation_retries {
