@@ -1,0 +1,1 @@
+//! Loopback demo auth server and the Seamless story (work in progress).

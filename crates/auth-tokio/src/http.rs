@@ -1,0 +1,304 @@
+//! HTTP glue shared by the integrations: which requests are the API's ([`Scope`]), how a response
+//! is classified ([`verdict`]), per-request options and the integrations' [`Error`].
+
+use auth_core::{RequestError, RequestSpec, Verdict};
+use http::header::{HeaderMap, WWW_AUTHENTICATE};
+use http::{StatusCode, Uri};
+
+use crate::handle::CallError;
+
+/// Which requests belong to the API the session authenticates, and which of its paths are
+/// public.
+///
+/// - A request to another origin (scheme, host, port) is passed through untouched: it never
+///   waits for the session and never carries the token.
+/// - A request to the API's origin whose path is under a public prefix is a public request: it
+///   never waits and never carries the token (auth-core guarantees it).
+/// - Every other request to the API's origin carries the bearer token.
+///
+/// A URI with no scheme and authority (relative, as in-process services see them) belongs to
+/// the API's origin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    scheme: String,
+    host: String,
+    port: u16,
+    public: Vec<String>,
+}
+
+/// Where a request goes, by [`Scope::target`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The API, with a bearer token.
+    Bearer,
+    /// One of the API's public paths: no token, no waiting.
+    Public,
+    /// Another origin: not the session's business.
+    Foreign,
+}
+
+/// Why a [`Scope`] could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScopeError {
+    /// The API's base URL is not an absolute `http` or `https` URL with a host.
+    #[error("the API origin must be an absolute http(s) URL with a host: {0}")]
+    InvalidOrigin(String),
+}
+
+/// Options a request can carry, in its `http::Request` extensions (tower) or per call (reqwest).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestOptions {
+    /// Deliver a 401 as is instead of refreshing and sending again.
+    pub no_retry: bool,
+}
+
+/// The error of an integration (tower, reqwest): the session's, the transport's, or a stopped
+/// driver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error<E> {
+    /// The session refused or gave up on the request; the [`RequestError`] says what the caller
+    /// can do (log in again after `LoggedOut`/`LoginRequired`, retry later after `Timeout`,
+    /// `AuthUnavailable`, `CircuitOpen`, `QueueFull`).
+    #[error(transparent)]
+    Session(RequestError),
+    /// The transport failed; the request may or may not have reached the server.
+    #[error("transport error: {0}")]
+    Transport(#[source] E),
+    /// The session's driver is gone (its runtime shut down).
+    #[error("the session driver has stopped")]
+    Stopped,
+}
+
+impl<E> From<CallError> for Error<E> {
+    fn from(error: CallError) -> Self {
+        match error {
+            CallError::Session(error) => Error::Session(error),
+            CallError::Stopped | CallError::ResponseMissing => Error::Stopped,
+        }
+    }
+}
+
+impl<E> Error<E> {
+    /// The session's reason, if the session failed the request.
+    pub fn session(&self) -> Option<RequestError> {
+        match self {
+            Error::Session(error) => Some(*error),
+            _ => None,
+        }
+    }
+}
+
+impl Scope {
+    /// The API at `origin` (`http://127.0.0.1:8080`, `https://api.example.com`); a path in it is
+    /// ignored.
+    pub fn new(origin: &str) -> Result<Self, ScopeError> {
+        let invalid = || ScopeError::InvalidOrigin(origin.to_owned());
+        let uri: Uri = origin.parse().map_err(|_| invalid())?;
+        let scheme = uri.scheme_str().ok_or_else(invalid)?.to_ascii_lowercase();
+        let host = uri.host().ok_or_else(invalid)?.to_ascii_lowercase();
+        let port = uri
+            .port_u16()
+            .or_else(|| default_port(&scheme))
+            .ok_or_else(invalid)?;
+        if host.is_empty() || default_port(&scheme).is_none() {
+            return Err(invalid());
+        }
+        Ok(Scope {
+            scheme,
+            host,
+            port,
+            public: Vec::new(),
+        })
+    }
+
+    /// Marks every path under `prefix` as public (`/public` covers `/public` and `/public/x`,
+    /// not `/publicity`).
+    pub fn public_path(mut self, prefix: &str) -> Self {
+        let trimmed = prefix.trim_end_matches('/');
+        self.public.push(if trimmed.starts_with('/') {
+            trimmed.to_owned()
+        } else {
+            format!("/{trimmed}")
+        });
+        self
+    }
+
+    /// Where a request to `uri` goes.
+    pub fn target(&self, uri: &Uri) -> Target {
+        match (uri.scheme_str(), uri.host()) {
+            (None, None) => self.path_target(uri.path()),
+            (Some(scheme), Some(host)) => {
+                let scheme = scheme.to_ascii_lowercase();
+                let port = uri.port_u16().or_else(|| default_port(&scheme));
+                self.target_of(&scheme, host, port, uri.path())
+            }
+            _ => Target::Foreign,
+        }
+    }
+
+    /// Where a request goes, from the parts of its URL (for clients with their own URL type).
+    pub fn target_of(&self, scheme: &str, host: &str, port: Option<u16>, path: &str) -> Target {
+        let same_origin = scheme.eq_ignore_ascii_case(&self.scheme)
+            && host.eq_ignore_ascii_case(&self.host)
+            && port == Some(self.port);
+        if same_origin {
+            self.path_target(path)
+        } else {
+            Target::Foreign
+        }
+    }
+
+    /// The core's description of a request to `target` (`None` for a foreign one).
+    pub fn spec(target: Target, replayable: bool, options: RequestOptions) -> Option<RequestSpec> {
+        let spec = match target {
+            Target::Bearer => RequestSpec::bearer(),
+            Target::Public => RequestSpec::public(),
+            Target::Foreign => return None,
+        };
+        let spec = if replayable {
+            spec
+        } else {
+            spec.not_replayable()
+        };
+        Some(if options.no_retry {
+            spec.no_retry()
+        } else {
+            spec
+        })
+    }
+
+    fn path_target(&self, path: &str) -> Target {
+        let public = self.public.iter().any(|prefix| {
+            path.strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+        if public {
+            Target::Public
+        } else {
+            Target::Bearer
+        }
+    }
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
+/// Classifies an API response with auth-core's RFC 6750 rules: only a 401 that a refresh can fix
+/// (`invalid_token`, or no error code) is [`Verdict::Rejected`]. Several `WWW-Authenticate`
+/// fields are read as one list (RFC 9110 §5.3).
+pub fn verdict(status: StatusCode, headers: &HeaderMap) -> Verdict {
+    if status != StatusCode::UNAUTHORIZED {
+        return Verdict::Accepted;
+    }
+    let values: Vec<&str> = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    match values.as_slice() {
+        [] => Verdict::classify(status.as_u16(), None),
+        [one] => Verdict::classify(status.as_u16(), Some(one)),
+        many => Verdict::classify(status.as_u16(), Some(&many.join(", "))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope::new("http://127.0.0.1:8080")
+            .unwrap()
+            .public_path("/public")
+            .public_path("health/")
+    }
+
+    fn target(uri: &str) -> Target {
+        scope().target(&uri.parse().unwrap())
+    }
+
+    #[test]
+    fn same_origin_paths_are_bearer_unless_public() {
+        assert_eq!(target("http://127.0.0.1:8080/api/me"), Target::Bearer);
+        assert_eq!(target("HTTP://127.0.0.1:8080/api/me?x=1"), Target::Bearer);
+        assert_eq!(target("http://127.0.0.1:8080/public"), Target::Public);
+        assert_eq!(
+            target("http://127.0.0.1:8080/public/status"),
+            Target::Public
+        );
+        assert_eq!(target("http://127.0.0.1:8080/publicity"), Target::Bearer);
+        assert_eq!(target("http://127.0.0.1:8080/health"), Target::Public);
+        assert_eq!(target("/api/me"), Target::Bearer);
+        assert_eq!(target("/public/x"), Target::Public);
+    }
+
+    #[test]
+    fn other_origins_are_foreign() {
+        assert_eq!(target("http://127.0.0.1:8081/api/me"), Target::Foreign);
+        assert_eq!(target("https://127.0.0.1:8080/api/me"), Target::Foreign);
+        assert_eq!(target("http://localhost:8080/api/me"), Target::Foreign);
+        assert_eq!(target("http://127.0.0.1/api/me"), Target::Foreign);
+        assert_eq!(
+            target("http://evil.example/127.0.0.1:8080"),
+            Target::Foreign
+        );
+        assert_eq!(
+            target("http://127.0.0.1:8080@evil.example/api"),
+            Target::Foreign
+        );
+        let default_port = Scope::new("https://API.example.com").unwrap();
+        let uri = "https://api.example.com:443/x".parse().unwrap();
+        assert_eq!(default_port.target(&uri), Target::Bearer);
+    }
+
+    #[test]
+    fn bad_origins_are_refused() {
+        for origin in ["", "/api", "ftp://x", "127.0.0.1:8080", "http://"] {
+            assert!(Scope::new(origin).is_err(), "{origin}");
+        }
+    }
+
+    #[test]
+    fn verdict_reads_www_authenticate() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            verdict(StatusCode::UNAUTHORIZED, &headers),
+            Verdict::Rejected
+        );
+        assert_eq!(verdict(StatusCode::OK, &headers), Verdict::Accepted);
+        headers.append(WWW_AUTHENTICATE, "Basic realm=\"x\"".parse().unwrap());
+        headers.append(
+            WWW_AUTHENTICATE,
+            "Bearer error=\"insufficient_scope\"".parse().unwrap(),
+        );
+        assert_eq!(
+            verdict(StatusCode::UNAUTHORIZED, &headers),
+            Verdict::Accepted
+        );
+        assert_eq!(verdict(StatusCode::FORBIDDEN, &headers), Verdict::Accepted);
+    }
+
+    #[test]
+    fn spec_follows_target_and_options() {
+        let spec = Scope::spec(Target::Bearer, false, RequestOptions { no_retry: true }).unwrap();
+        assert_eq!(spec, RequestSpec::bearer().not_replayable().no_retry());
+        assert_eq!(
+            Scope::spec(Target::Public, true, RequestOptions::default()),
+            Some(RequestSpec::public())
+        );
+        assert_eq!(
+            Scope::spec(Target::Foreign, true, RequestOptions::default()),
+            None
+        );
+    }
+}

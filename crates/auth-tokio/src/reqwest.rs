@@ -1,0 +1,215 @@
+//! reqwest integration: [`ApiClient`] sends `reqwest` requests through the session, and
+//! [`TokenEndpoint`] talks to an RFC 6749 token endpoint for a [`crate::Backend`].
+
+use std::sync::Arc;
+
+use auth_core::{
+    parse_token_response, RefreshToken, TokenResponseError, TokenSet, Verdict, MAX_BODY_LEN,
+};
+use tracing::Instrument;
+
+use crate::backend::{LoginError, RefreshError};
+use crate::handle::{Next, SessionHandle};
+use crate::http::{verdict, Error, RequestOptions, Scope, Target};
+
+/// A `reqwest::Client` whose requests to the API go through the session.
+///
+/// Bearer requests wait for a session, carry the current token, and are retried once after a
+/// refresh; a request whose body is a stream (`try_clone()` is `None`) is marked not
+/// replayable and gets its 401 as is. Public paths and other origins never carry the token.
+///
+/// reqwest drops `Authorization` when a redirect leaves the origin; a client that must never
+/// follow redirects with a token can be built with `redirect::Policy::none()`.
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    session: SessionHandle,
+    scope: Arc<Scope>,
+}
+
+/// An RFC 6749 token endpoint: posts a form, parses the answer with auth-core's
+/// [`parse_token_response`].
+#[derive(Clone, Debug)]
+pub struct TokenEndpoint {
+    http: reqwest::Client,
+    url: reqwest::Url,
+}
+
+/// Why a token endpoint call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenEndpointError {
+    /// The request did not get an answer (connection refused, reset, timeout): transient.
+    #[error("token endpoint unreachable: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The endpoint answered with something other than tokens; classified by auth-core.
+    #[error(transparent)]
+    Response(#[from] TokenResponseError),
+}
+
+impl ApiClient {
+    /// Sends requests with `http`, authenticated by `session`, for the API described by `scope`.
+    pub fn new(http: reqwest::Client, session: SessionHandle, scope: Scope) -> Self {
+        ApiClient {
+            http,
+            session,
+            scope: Arc::new(scope),
+        }
+    }
+
+    /// The underlying client, to build requests (`api.http().get(url)`) for [`ApiClient::send`].
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The session this client sends through.
+    pub fn session(&self) -> &SessionHandle {
+        &self.session
+    }
+
+    /// `GET url`, through the session.
+    pub async fn get(&self, url: &str) -> Result<reqwest::Response, Error<reqwest::Error>> {
+        self.send(self.http.get(url)).await
+    }
+
+    /// Builds and sends a request made with [`ApiClient::http`].
+    pub async fn send(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Error<reqwest::Error>> {
+        let request = builder.build().map_err(Error::Transport)?;
+        self.execute(request).await
+    }
+
+    /// Sends `request` through the session.
+    pub async fn execute(
+        &self,
+        request: reqwest::Request,
+    ) -> Result<reqwest::Response, Error<reqwest::Error>> {
+        self.execute_with(request, RequestOptions::default()).await
+    }
+
+    /// Sends `request` through the session with per-request options (e.g. no retry).
+    pub async fn execute_with(
+        &self,
+        request: reqwest::Request,
+        options: RequestOptions,
+    ) -> Result<reqwest::Response, Error<reqwest::Error>> {
+        let url = request.url();
+        let target = self.scope.target_of(
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default(),
+            url.path(),
+        );
+        let span = tracing::debug_span!("api", method = %request.method(), path = url.path());
+        self.send_to(target, request, options)
+            .instrument(span)
+            .await
+    }
+
+    async fn send_to(
+        &self,
+        target: Target,
+        request: reqwest::Request,
+        options: RequestOptions,
+    ) -> Result<reqwest::Response, Error<reqwest::Error>> {
+        // A copy kept for retries; `None` (a streaming body) marks the request not replayable.
+        let template = request.try_clone();
+        let Some(spec) = Scope::spec(target, template.is_some(), options) else {
+            return self.http.execute(request).await.map_err(Error::Transport);
+        };
+        let mut first = Some(request);
+        let mut call = self.session.call(spec);
+        loop {
+            match call.next().await? {
+                Next::Send(attempt) => {
+                    let request = first
+                        .take()
+                        .or_else(|| template.as_ref().and_then(reqwest::Request::try_clone));
+                    // Unreachable: auth-core never sends a request marked not replayable twice
+                    // (rule 12), and a replayable one has its template.
+                    let Some(mut request) = request else {
+                        return Err(Error::Stopped);
+                    };
+                    attempt.authorize(request.headers_mut());
+                    let result = self.http.execute(request).await;
+                    let verdict = match &result {
+                        Ok(response) => verdict(response.status(), response.headers()),
+                        Err(_) => Verdict::Accepted,
+                    };
+                    call.respond(result, verdict);
+                }
+                Next::Deliver(result) => return result.map_err(Error::Transport),
+            }
+        }
+    }
+}
+
+impl TokenEndpoint {
+    /// The token endpoint at `url`, called with `http`.
+    pub fn new(http: reqwest::Client, url: reqwest::Url) -> Self {
+        TokenEndpoint { http, url }
+    }
+
+    /// Posts `form` (`application/x-www-form-urlencoded`) and parses the answer.
+    pub async fn post_form(&self, form: &[(&str, &str)]) -> Result<TokenSet, TokenEndpointError> {
+        let response = self
+            .http
+            .post(self.url.clone())
+            .form(form)
+            .send()
+            .await
+            .map_err(TokenEndpointError::Transport)?;
+        let status = response.status().as_u16();
+        let body = read_limited(response).await?;
+        Ok(parse_token_response(status, &body)?)
+    }
+
+    /// The refresh-token grant (RFC 6749 §6).
+    pub async fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenSet, RefreshError> {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+        ];
+        Ok(self.post_form(&form).await?)
+    }
+}
+
+/// Reads at most one byte more than auth-core parses, so a huge body is refused as too large
+/// without being held whole.
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, TokenEndpointError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(TokenEndpointError::Transport)?
+    {
+        let room = (MAX_BODY_LEN + 1).saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() > MAX_BODY_LEN {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+impl From<TokenEndpointError> for LoginError {
+    /// Unreachable is transient; an answer is classified by auth-core.
+    fn from(error: TokenEndpointError) -> Self {
+        match error {
+            TokenEndpointError::Response(error) => error.into(),
+            transport => LoginError::Transient(Box::new(transport)),
+        }
+    }
+}
+
+impl From<TokenEndpointError> for RefreshError {
+    /// Unreachable is transient; an answer is classified by auth-core.
+    fn from(error: TokenEndpointError) -> Self {
+        match error {
+            TokenEndpointError::Response(error) => error.into(),
+            transport => RefreshError::Transient(Box::new(transport)),
+        }
+    }
+}
