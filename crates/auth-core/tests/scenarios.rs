@@ -27,6 +27,14 @@ fn assert_clean(sim: &mut Sim) {
     );
     let violations = sim.check_settled().to_vec();
     assert!(violations.is_empty(), "violations: {violations:#?}");
+    // The fake server's secrets are `access-N` / `refresh-N`: neither the transcript nor the
+    // trace may show them, only fingerprints.
+    for shown in [sim.transcript(), sim.trace().to_json()] {
+        assert!(
+            !shown.contains("access-") && !shown.contains("refresh-"),
+            "secret leaked: {shown}"
+        );
+    }
 }
 
 fn failed(error: RequestError) -> Option<Outcome> {
