@@ -1,0 +1,402 @@
+//! The `session` target: a typed sequence of things that happen, driven through the simulator.
+//!
+//! The fuzzer's bytes become a [`Scenario`] through [`arbitrary`]: configuration knobs, the fake
+//! server's token lifetime and the network latency, then a list of [`FuzzOp`]s, each mapped onto
+//! the simulator's own vocabulary [`auth_core::sim::Op`] (the same one the property tests draw
+//! from) or onto a knob of the fake server. After every op the shared [`auth_core::Monitor`] must
+//! have recorded nothing; after the last one the faults stop, the world must go quiet within
+//! [`SETTLE_STEPS`] and P8 must hold. Finally the recorded trace must survive JSON and replay to
+//! the same commands, so every session the fuzzer reaches is also a trace-format test.
+
+use core::time::Duration;
+
+use arbitrary::{Arbitrary, Unstructured};
+use auth_core::sim::{FakeServer, Fault, NetFault, Op, Sim, INTERESTING_DELAYS};
+use auth_core::{Config, RequestSpec, Trace};
+
+/// At most this many ops of one input are applied; the rest is ignored, so one input stays fast.
+pub const MAX_OPS: usize = 256;
+
+/// Step budget of the final settle. A few hundred ops need a few thousand steps at most; an
+/// input that needs more is a livelock, which is a P8 violation.
+pub const SETTLE_STEPS: usize = 200_000;
+
+/// One fuzz input of the `session` target.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// How the session is configured.
+    pub config: Knobs,
+    /// Lifetime of the access tokens the fake server issues.
+    pub lifetime: Delay,
+    /// One-way latency of the network (plus server time).
+    pub latency: Latency,
+    /// What happens, in order.
+    pub ops: Vec<FuzzOp>,
+}
+
+/// The configuration, in ranges that keep an input small but reach every rule.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Knobs {
+    /// `max_retries`, taken modulo 4.
+    pub max_retries: u8,
+    /// `max_queued`, 1 + this modulo 24.
+    pub max_queued: u8,
+    /// `eager_login`.
+    pub eager_login: bool,
+    /// `revoke_on_logout`.
+    pub revoke_on_logout: bool,
+    /// `max_operation_retries`, taken modulo 4.
+    pub max_operation_retries: u8,
+    /// `max_refresh_failures`, 1 + this modulo 6.
+    pub max_refresh_failures: u8,
+    /// `jitter_seed`.
+    pub jitter_seed: u64,
+    /// The timers; `None` keeps the defaults.
+    pub timers: Option<Timers>,
+}
+
+/// The configured durations.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timers {
+    /// `queue_timeout`.
+    pub queue_timeout: Delay,
+    /// `operation_timeout`.
+    pub operation_timeout: Delay,
+    /// `refresh_margin`.
+    pub refresh_margin: Delay,
+    /// `backoff_base`.
+    pub backoff_base: Delay,
+    /// `backoff_max`.
+    pub backoff_max: Delay,
+    /// `breaker_cooldown`.
+    pub breaker_cooldown: Delay,
+}
+
+/// A duration: one of the simulator's interesting delays, or any number of milliseconds or
+/// seconds that fits a `u16`.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delay {
+    /// `INTERESTING_DELAYS[index % 6]`: below, around and beyond the default timers.
+    Interesting(u8),
+    /// Milliseconds.
+    Millis(u16),
+    /// Seconds.
+    Seconds(u16),
+}
+
+/// The network latency.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Latency {
+    /// The simulator's default, 10 ms.
+    Default,
+    /// Instant delivery: answers arrive at the same millisecond as their request.
+    Zero,
+    /// Milliseconds.
+    Millis(u16),
+}
+
+/// One thing the app, the network or the servers do.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FuzzOp {
+    /// The app issues a request.
+    Submit(SpecKind),
+    /// The app cancels an outstanding request, picked by index.
+    Cancel(u16),
+    /// The user logs out.
+    Logout,
+    /// The app asks for a login.
+    Login,
+    /// Deliver 1 + (n modulo 16) messages or timers: responses, login and refresh results.
+    Step(u8),
+    /// Let time pass, running everything due.
+    Advance(Delay),
+    /// A long time jump (the device slept): this many hours.
+    Sleep(u8),
+    /// The server expires every access token.
+    ExpireAccessTokens,
+    /// The server kills the live refresh token.
+    RevokeRefreshToken,
+    /// The next login suffers a fault.
+    FailNextLogin(FaultKind),
+    /// The next refresh suffers a fault.
+    FailNextRefresh(FaultKind),
+    /// The next API response is lost, duplicated or late.
+    FaultNextResponse(NetFaultKind),
+    /// The next (n modulo 4) valid API calls get 403 `insufficient_scope`.
+    DenyScope(u8),
+    /// The process restarts from the token store.
+    Restart,
+}
+
+/// The kind of request submitted.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecKind {
+    /// Authenticated, retryable, replayable.
+    Bearer,
+    /// A public endpoint.
+    Public,
+    /// Opted out of the retry.
+    NoRetry,
+    /// A body that cannot be sent twice.
+    NotReplayable,
+    /// Both.
+    NoRetryNotReplayable,
+}
+
+/// A login or refresh fault.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// 5xx.
+    ServerError,
+    /// Never answers.
+    Hang,
+    /// Refused for good (a transient failure for a refresh).
+    Fatal,
+    /// Answers this many milliseconds late.
+    Delay(u16),
+}
+
+/// A network fault of one API response.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetFaultKind {
+    /// Lost: surfaces as a transport error after the HTTP timeout.
+    Lose,
+    /// Arrives twice.
+    Duplicate,
+    /// Arrives this many milliseconds late.
+    Delay(u16),
+}
+
+/// The `session` target. Panics with the violations and the simulator's transcript when the
+/// Monitor records a broken property, when the world does not settle, or when the recorded trace
+/// does not replay identically.
+pub fn session(data: &[u8]) {
+    let Some(scenario) = Scenario::decode(data) else {
+        return;
+    };
+    let mut sim = scenario.sim();
+    for (index, op) in scenario.ops.iter().take(MAX_OPS).enumerate() {
+        op.apply(&mut sim);
+        if !sim.violations().is_empty() {
+            fail(&sim, &format!("after op {index} ({op:?})"));
+        }
+    }
+    if !sim.settle(SETTLE_STEPS) {
+        fail(
+            &sim,
+            &format!("did not settle within {SETTLE_STEPS} steps (P8)"),
+        );
+    }
+    if !sim.violations().is_empty() {
+        fail(&sim, "once faults stopped (P8)");
+    }
+    check_trace(sim.trace());
+}
+
+/// What [`session`] runs for `data`, as text: the scenario, then the simulator's transcript and
+/// the trace of the last session. For turning a finding into a readable report or a test.
+pub fn describe(data: &[u8]) -> String {
+    let Some(scenario) = Scenario::decode(data) else {
+        return "the input is too short for a scenario (the target ignores it)\n".to_owned();
+    };
+    let mut sim = scenario.sim();
+    let mut text = format!("{scenario:#?}\n");
+    for (index, op) in scenario.ops.iter().take(MAX_OPS).enumerate() {
+        op.apply(&mut sim);
+        if !sim.violations().is_empty() {
+            text.push_str(&format!(
+                "violations after op {index} ({op:?}): {:?}\n",
+                sim.violations()
+            ));
+            break;
+        }
+    }
+    if sim.violations().is_empty() {
+        let settled = sim.settle(SETTLE_STEPS);
+        text.push_str(&format!(
+            "settled: {settled}; violations: {:?}\n",
+            sim.violations()
+        ));
+    }
+    text.push_str("\ntranscript:\n");
+    text.push_str(&sim.transcript());
+    text.push_str("\ntrace of the last session:\n");
+    text.push_str(&sim.trace().to_json());
+    text.push('\n');
+    text
+}
+
+impl Scenario {
+    /// Reads a scenario from fuzzer bytes; `None` when they are too short to hold one.
+    pub fn decode(data: &[u8]) -> Option<Scenario> {
+        Scenario::arbitrary_take_rest(Unstructured::new(data)).ok()
+    }
+
+    /// The simulator this scenario starts with.
+    pub fn sim(&self) -> Sim {
+        let server = FakeServer::new(self.lifetime.duration());
+        let mut sim = Sim::with_server(self.config.config(), server);
+        if let Some(latency) = self.latency.duration() {
+            sim.latency = latency;
+        }
+        sim
+    }
+}
+
+impl Knobs {
+    /// The session configuration.
+    pub fn config(&self) -> Config {
+        let defaults = Config::default();
+        let mut config = Config {
+            max_retries: self.max_retries % 4,
+            max_queued: 1 + usize::from(self.max_queued % 24),
+            eager_login: self.eager_login,
+            revoke_on_logout: self.revoke_on_logout,
+            max_operation_retries: u32::from(self.max_operation_retries % 4),
+            max_refresh_failures: 1 + u32::from(self.max_refresh_failures % 6),
+            jitter_seed: self.jitter_seed,
+            ..defaults
+        };
+        if let Some(timers) = self.timers {
+            config.queue_timeout = timers.queue_timeout.duration();
+            config.operation_timeout = timers.operation_timeout.duration();
+            config.refresh_margin = timers.refresh_margin.duration();
+            config.backoff_base = timers.backoff_base.duration();
+            config.backoff_max = timers.backoff_max.duration();
+            config.breaker_cooldown = timers.breaker_cooldown.duration();
+        }
+        config
+    }
+}
+
+impl Delay {
+    /// The duration.
+    pub fn duration(self) -> Duration {
+        match self {
+            Delay::Interesting(index) => {
+                INTERESTING_DELAYS[usize::from(index) % INTERESTING_DELAYS.len()]
+            }
+            Delay::Millis(ms) => Duration::from_millis(u64::from(ms)),
+            Delay::Seconds(s) => Duration::from_secs(u64::from(s)),
+        }
+    }
+}
+
+impl Latency {
+    /// The latency, `None` for the simulator's default.
+    pub fn duration(self) -> Option<Duration> {
+        match self {
+            Latency::Default => None,
+            Latency::Zero => Some(Duration::ZERO),
+            Latency::Millis(ms) => Some(Duration::from_millis(u64::from(ms))),
+        }
+    }
+}
+
+impl FuzzOp {
+    /// Applies the op: through [`Sim::apply`] where the simulator has the op, else through the
+    /// fake server's own knob.
+    pub fn apply(self, sim: &mut Sim) {
+        match self.op() {
+            Some(op) => sim.apply(op),
+            None => {
+                if let FuzzOp::DenyScope(count) = self {
+                    sim.server.deny_scope_next(u32::from(count % 4));
+                }
+            }
+        }
+    }
+
+    /// The simulator op this maps onto (`None` for server knobs the vocabulary lacks).
+    pub fn op(self) -> Option<Op> {
+        Some(match self {
+            FuzzOp::Submit(kind) => Op::Submit(kind.spec()),
+            FuzzOp::Cancel(index) => Op::Cancel(index),
+            FuzzOp::Logout => Op::Logout,
+            FuzzOp::Login => Op::Login,
+            FuzzOp::Step(count) => Op::Step(1 + count % 16),
+            FuzzOp::Advance(delay) => Op::Advance(delay.duration()),
+            FuzzOp::Sleep(hours) => Op::Advance(Duration::from_secs(3600 * u64::from(hours))),
+            FuzzOp::ExpireAccessTokens => Op::ExpireAccessTokens,
+            FuzzOp::RevokeRefreshToken => Op::RevokeRefreshToken,
+            FuzzOp::FailNextLogin(fault) => Op::FailNextLogin(fault.fault()),
+            FuzzOp::FailNextRefresh(fault) => Op::FailNextRefresh(fault.fault()),
+            FuzzOp::FaultNextResponse(fault) => Op::FaultNextResponse(fault.fault()),
+            FuzzOp::Restart => Op::Restart,
+            FuzzOp::DenyScope(_) => return None,
+        })
+    }
+}
+
+impl SpecKind {
+    /// The request spec.
+    pub fn spec(self) -> RequestSpec {
+        match self {
+            SpecKind::Bearer => RequestSpec::bearer(),
+            SpecKind::Public => RequestSpec::public(),
+            SpecKind::NoRetry => RequestSpec::bearer().no_retry(),
+            SpecKind::NotReplayable => RequestSpec::bearer().not_replayable(),
+            SpecKind::NoRetryNotReplayable => RequestSpec::bearer().no_retry().not_replayable(),
+        }
+    }
+}
+
+impl FaultKind {
+    /// The server fault.
+    pub fn fault(self) -> Fault {
+        match self {
+            FaultKind::ServerError => Fault::ServerError,
+            FaultKind::Hang => Fault::Hang,
+            FaultKind::Fatal => Fault::Fatal,
+            FaultKind::Delay(ms) => Fault::Delay(Duration::from_millis(u64::from(ms))),
+        }
+    }
+}
+
+impl NetFaultKind {
+    /// The network fault.
+    pub fn fault(self) -> NetFault {
+        match self {
+            NetFaultKind::Lose => NetFault::Lose,
+            NetFaultKind::Duplicate => NetFault::Duplicate,
+            NetFaultKind::Delay(ms) => NetFault::Delay(Duration::from_millis(u64::from(ms))),
+        }
+    }
+}
+
+/// The trace the simulator recorded must write and read back to the same JSON, and the parsed
+/// copy must replay to the same commands as the original, without violations.
+fn check_trace(trace: &Trace) {
+    let json = trace.to_json();
+    let parsed = match Trace::from_json(json.as_bytes()) {
+        Ok(parsed) => parsed,
+        Err(error) => panic!("a recorded trace does not parse: {error}\n{json}"),
+    };
+    assert_eq!(
+        parsed.to_json(),
+        json,
+        "a recorded trace does not round-trip"
+    );
+    let original = trace.replay();
+    let replayed = parsed.replay();
+    assert!(
+        original.violations.is_empty(),
+        "the recorded trace replays with violations {:?}\n{json}",
+        original.violations
+    );
+    // Compared as JSON: the parsed trace holds fingerprints where the original held secrets.
+    assert_eq!(
+        serde_json::to_string(&original).ok(),
+        serde_json::to_string(&replayed).ok(),
+        "the parsed trace replays to other commands\n{json}"
+    );
+}
+
+fn fail(sim: &Sim, when: &str) -> ! {
+    panic!(
+        "session: {when}: {:?}\n{}\ntrace of the last session:\n{}",
+        sim.violations(),
+        sim.transcript(),
+        sim.trace().to_json()
+    )
+}
