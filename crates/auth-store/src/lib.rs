@@ -1,0 +1,100 @@
+//! # auth-store: the crash-safe file store of Seamless
+//!
+//! One file holds one session: the bytes of auth-core's versioned [`Snapshot`](auth_core::Snapshot). Plain `std` code
+//! (no runtime), so the blocking driver calls it directly and an async driver runs it on its
+//! blocking pool. Every driver that stores sessions in a file uses this one implementation, so
+//! they agree on the format, the guarantees and the lock.
+//!
+//! ## Format
+//!
+//! The file's content is exactly [`Snapshot::encode`](auth_core::Snapshot::encode): versioned JSON
+//! (`{"version":1,"access_token":…,"refresh_token":…,"expires_at_unix_ms":…}`, see
+//! [`auth_core::SNAPSHOT_VERSION`]). Expiry is wall-clock time so it survives a restart. A file
+//! that does not decode (corrupt, truncated, another version, larger than 64 KiB) is an
+//! [`StoreError::Unreadable`]: treat the store as empty, and the session logs in silently.
+//!
+//! ## Crash guarantees
+//!
+//! - [`FileStore::save`] writes a temporary file beside the target (`.<name>.tmp-<pid>-<n>`,
+//!   created exclusively, mode `0600`), `fsync`s it, renames it over the target and `fsync`s the
+//!   directory. A process killed at any instant leaves the old session or the new one, never a
+//!   torn file; when `save` returns, the new session survives a power cut.
+//! - A temporary file orphaned by a crash in the middle of a save is removed by a later save
+//!   once it is a minute old (it never shadows the real file: readers only open the target).
+//! - [`FileStore::clear`] removes the file and `fsync`s the directory; a missing file is already
+//!   clear.
+//! - The file is created `0600` and a missing parent directory `0700` (Unix).
+//!
+//! ## Locking: one refresh across processes
+//!
+//! A refresh token that rotates can be spent once. Several processes sharing one store must not
+//! each refresh with the same token: the second refresh burns the first one's rotation and ends
+//! in a silent login. [`FileStore::lock`] takes an exclusive advisory lock (`flock(2)` on Unix,
+//! `LockFileEx` on Windows) on a lock file beside the store (`<name>.lock`). A driver holds it
+//! from before it re-reads the store until the refreshed tokens are saved:
+//!
+//! 1. lock; 2. load: if the stored refresh token differs from the one about to be spent, another
+//!    process already rotated it: use the stored tokens, no refresh; 3. otherwise refresh and
+//!    save; 4. unlock (drop the [`StoreLock`]).
+//!
+//! The kernel releases the lock when its holder dies, even by `SIGKILL`, so a crash never leaves
+//! the store locked. The lock file is never removed (removing it would let two processes lock
+//! two different files); it holds no data. The lock is advisory: only code that takes it is
+//! excluded, and plain [`FileStore::save`] does not take it (an atomic rename needs no lock).
+//!
+//! ```
+//! use auth_core::{AccessToken, RefreshToken, Snapshot};
+//! use auth_store::FileStore;
+//! # let dir = tempfile::tempdir().unwrap();
+//!
+//! let store = FileStore::new(dir.path().join("session.json"));
+//! assert!(store.load()?.is_none());
+//! let snapshot = Snapshot {
+//!     access_token: AccessToken::new("access"),
+//!     refresh_token: Some(RefreshToken::new("refresh")),
+//!     expires_at: None,
+//! };
+//! {
+//!     let _lock = store.lock(std::time::Duration::from_secs(5))?;
+//!     store.save(&snapshot)?;
+//! } // unlocked here
+//! assert_eq!(store.load()?, Some(snapshot));
+//! # Ok::<(), auth_store::StoreError>(())
+//! ```
+#![warn(missing_docs, unreachable_pub)]
+
+mod file;
+mod lock;
+
+use std::io;
+use std::time::Duration;
+
+use auth_core::SnapshotError;
+
+pub use file::FileStore;
+pub use lock::StoreLock;
+
+/// Why the store could not be read, written or locked, by what the caller can do.
+///
+/// A driver never fails a request because of the store: after a failed save the session goes on
+/// with its tokens in memory (they will not survive a restart), and an unreadable store at start
+/// counts as empty (the session logs in silently).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Reading or writing failed (permissions, disk full, missing directory): fix the
+    /// environment; the operation may be retried.
+    #[error("token store I/O failed: {0}")]
+    Io(#[from] io::Error),
+    /// The stored bytes are not a session this release can read (corrupt, truncated, another
+    /// format version): treat the store as empty.
+    #[error("stored session is unreadable: {0}")]
+    Unreadable(#[from] SnapshotError),
+    /// Another holder kept the lock longer than the wait allowed: retry later (for a refresh, a
+    /// transient failure).
+    #[error("the token store stayed locked for {waited:?}")]
+    LockTimeout {
+        /// How long the caller waited.
+        waited: Duration,
+    },
+}
