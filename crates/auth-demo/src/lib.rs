@@ -1,1 +1,16 @@
-//! Loopback demo auth server and the Seamless story (work in progress).
+//! # auth-demo: the Seamless story over real HTTP
+//!
+//! - [`server`]: a demo auth server (axum) on an ephemeral loopback port that behaves like a
+//!   real backend (one-time codes, rotating refresh tokens, RFC 6750 401s, a public path), with
+//!   admin knobs and counters for tests. [`server::spawn`] for a tokio caller,
+//!   [`server::spawn_in_thread`] for a blocking one.
+//! - [`backend::DemoBackend`]: the app's [`auth_tokio::Backend`] for that server (WeChat-style
+//!   silent login, RFC 6749 refresh grant).
+//! - [`story`]: the scenario `cargo run --release -p auth-demo` plays, with its expectations.
+//! - [`testing`]: log capture for end-to-end tests (fail on `ERROR`, fail on a leaked token).
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod backend;
+pub mod server;
+pub mod story;
+pub mod testing;

@@ -47,8 +47,9 @@ pub enum ScopeError {
 }
 
 /// Options a request can carry, in its `http::Request` extensions (tower) or per call (reqwest).
+/// New fields always come with a default, so `RequestOptions { no_retry: true,
+/// ..RequestOptions::default() }` keeps compiling.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct RequestOptions {
     /// Deliver a 401 as is instead of refreshing and sending again.
     pub no_retry: bool,
@@ -88,6 +89,13 @@ impl<E> Error<E> {
             Error::Session(error) => Some(*error),
             _ => None,
         }
+    }
+}
+
+impl RequestOptions {
+    /// Options that opt the request out of the retry: a 401 is delivered as is.
+    pub fn no_retry() -> Self {
+        RequestOptions { no_retry: true }
     }
 }
 

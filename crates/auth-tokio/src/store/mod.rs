@@ -2,18 +2,17 @@
 //! a [`FileStore`].
 //!
 //! Every store holds the bytes of auth-core's versioned [`Snapshot`] format
-//! ([`Snapshot::encode`] / [`Snapshot::decode`]), so a file written by one driver (this one, or
-//! the blocking driver) is read by the other.
+//! ([`Snapshot::encode`] / [`Snapshot::decode`]). The [`FileStore`] is auth-store's (atomic
+//! `fsync`ed writes, `0600`; see its crate documentation for the format and crash guarantees),
+//! shared with the blocking driver, so a file written by one driver is read by the other.
 
 mod file;
 mod memory;
 
+use auth_core::Snapshot;
 use std::future::Future;
-use std::io;
 
-use auth_core::{Snapshot, SnapshotError};
-
-pub use file::FileStore;
+pub use auth_store::FileStore;
 pub use memory::MemoryStore;
 
 /// Durable storage of one session's tokens.
@@ -33,19 +32,9 @@ pub trait TokenStore: Send + Sync + 'static {
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Why the store could not be read or written.
+/// Why the store could not be read or written: auth-store's error, shared by every store.
 ///
 /// The driver never fails a request because of the store: on a failed `save` the session goes on
 /// with its tokens in memory (they will not survive a restart), and an unreadable store at start
 /// counts as empty (the session logs in silently).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// Reading or writing failed (permissions, disk full, missing directory).
-    #[error("token store I/O failed: {0}")]
-    Io(#[from] io::Error),
-    /// The stored bytes are not a session this release can read (corrupt, truncated, another
-    /// format version). Treat the store as empty.
-    #[error("stored session is unreadable: {0}")]
-    Unreadable(#[from] SnapshotError),
-}
+pub use auth_store::StoreError;

@@ -1,0 +1,312 @@
+//! The demo auth server: an axum app on an ephemeral loopback port that behaves like a real
+//! backend, with admin knobs and counters for tests.
+//!
+//! | endpoint | what it does |
+//! |---|---|
+//! | `POST /platform/code` | stand-in for the platform's `login()`: a one-time code (`{"code": …}`) |
+//! | `POST /login` | form `code=…`: exchanges the code for tokens (RFC 6749 §5.1); a spent or unknown code is 400 `invalid_grant` |
+//! | `POST /refresh` | form `grant_type=refresh_token&refresh_token=…`: rotates; a spent, revoked or unknown refresh token is 400 `invalid_grant` |
+//! | `POST /revoke` | form `token=…` (RFC 7009): revokes, always 200 |
+//! | `ANY /api/…` | protected: 401 `WWW-Authenticate: Bearer error="invalid_token"` for an expired or unknown token, `Bearer realm=…` without a token; `/api/forbidden` is 403 `insufficient_scope`; `/api/redirect?to=URL` is a 302 |
+//! | `ANY /public/…` | public: never needs a token (and counts the ones that arrive) |
+//!
+//! [`spawn`] runs it on the current tokio runtime; [`spawn_in_thread`] on its own thread (for a
+//! blocking driver's tests). Both hand back the base URL and an [`Admin`] for knobs and
+//! [`Counters`].
+
+mod routes;
+mod state;
+
+use std::future::IntoFuture;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+pub use state::Counters;
+use state::{Books, Fault};
+
+/// How long a "hung" endpoint waits before answering anyway (longer than any test).
+pub const HANG: Duration = Duration::from_secs(120);
+
+/// How the server behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Lifetime of access tokens (`expires_in`, whole seconds, at least 1).
+    pub access_token_lifetime: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            access_token_lifetime: Duration::from_secs(300),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The same config with another access-token lifetime.
+    pub fn with_access_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.access_token_lifetime = lifetime;
+        self
+    }
+}
+
+/// The state shared by the handlers and the admin knobs.
+#[derive(Clone)]
+pub(crate) struct Shared(Arc<Mutex<Books>>);
+
+impl Shared {
+    fn new(config: ServerConfig) -> Self {
+        Shared(Arc::new(Mutex::new(Books::new(config))))
+    }
+
+    pub(crate) fn books(&self) -> MutexGuard<'_, Books> {
+        // Handlers never panic while holding the lock; if one did, the books are still whole
+        // (every update is a single statement), so keep serving.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Admin knobs and counters of one server. Cheap to clone.
+#[derive(Clone)]
+pub struct Admin {
+    shared: Shared,
+}
+
+/// A server running on the current tokio runtime; stops accepting when dropped.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    base_url: String,
+    admin: Admin,
+    task: tokio::task::AbortHandle,
+}
+
+/// A server running on its own thread and runtime; stops when dropped.
+pub struct ThreadedServer {
+    addr: SocketAddr,
+    base_url: String,
+    admin: Admin,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+/// Starts a server on `127.0.0.1` at an ephemeral port, on the current tokio runtime.
+pub async fn spawn(config: ServerConfig) -> io::Result<ServerHandle> {
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    let shared = Shared::new(config);
+    let app = routes::router(shared.clone());
+    let task = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::warn!(%error, "demo server stopped");
+        }
+    });
+    tracing::info!(%addr, "demo auth server listening");
+    Ok(ServerHandle {
+        addr,
+        base_url: format!("http://{addr}"),
+        admin: Admin { shared },
+        task: task.abort_handle(),
+    })
+}
+
+/// Starts a server on `127.0.0.1` at an ephemeral port, on a thread of its own with a
+/// single-threaded tokio runtime: for callers without a runtime (the blocking driver).
+pub fn spawn_in_thread(config: ServerConfig) -> io::Result<ThreadedServer> {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let shared = Shared::new(config);
+    let app = routes::router(shared.clone());
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let thread = thread::Builder::new()
+        .name("demo-auth-server".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        tracing::warn!(%error, "demo server could not start");
+                        return;
+                    }
+                };
+                tokio::select! {
+                    result = axum::serve(listener, app).into_future() => {
+                        if let Err(error) = result {
+                            tracing::warn!(%error, "demo server stopped");
+                        }
+                    }
+                    _ = stop => {}
+                }
+            });
+        })?;
+    Ok(ThreadedServer {
+        addr,
+        base_url: format!("http://{addr}"),
+        admin: Admin { shared },
+        shutdown: Some(shutdown),
+        thread: Some(thread),
+    })
+}
+
+impl ServerHandle {
+    /// `http://127.0.0.1:<port>`, no trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The base URL joined with `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Knobs and counters.
+    pub fn admin(&self) -> &Admin {
+        &self.admin
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ThreadedServer {
+    /// `http://127.0.0.1:<port>`, no trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The base URL joined with `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Knobs and counters.
+    pub fn admin(&self) -> &Admin {
+        &self.admin
+    }
+}
+
+impl Drop for ThreadedServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Admin {
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.books().counters.clone()
+    }
+
+    /// Zeroes the counters (tokens and faults are kept).
+    pub fn reset_counters(&self) {
+        self.shared.books().counters = Counters::default();
+    }
+
+    /// Every access token issued so far expires now: the next API call with one gets 401
+    /// `invalid_token`.
+    pub fn expire_access_tokens(&self) {
+        self.shared.books().expire_access_tokens();
+    }
+
+    /// Every refresh token issued so far is dead: the next refresh gets 400 `invalid_grant`.
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.books().revoke_refresh_tokens();
+    }
+
+    /// The next `n` refreshes wait `delay` before answering.
+    pub fn delay_refreshes(&self, n: usize, delay: Duration) {
+        self.push_refresh(n, Fault::Delay(delay));
+    }
+
+    /// The next `n` refreshes hang (answer only after [`HANG`]).
+    pub fn hang_refreshes(&self, n: usize) {
+        self.push_refresh(n, Fault::Delay(HANG));
+    }
+
+    /// The next `n` refreshes answer `status` (e.g. 503) with `temporarily_unavailable`.
+    pub fn fail_refreshes(&self, n: usize, status: u16) {
+        self.push_refresh(n, Fault::Fail(status));
+    }
+
+    /// The next `n` logins wait `delay` before answering.
+    pub fn delay_logins(&self, n: usize, delay: Duration) {
+        self.push_login(n, Fault::Delay(delay));
+    }
+
+    /// The next `n` logins answer `status` with `temporarily_unavailable`.
+    pub fn fail_logins(&self, n: usize, status: u16) {
+        self.push_login(n, Fault::Fail(status));
+    }
+
+    /// The next `n` logins are refused for good (400 `access_denied`: the user must act).
+    pub fn refuse_logins(&self, n: usize) {
+        self.push_login(n, Fault::Refuse);
+    }
+
+    /// Every secret the server handed out (codes, access and refresh tokens), so a test can
+    /// check that none appears in its logs.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared.books().issued_secrets()
+    }
+
+    fn push_refresh(&self, n: usize, fault: Fault) {
+        let mut books = self.shared.books();
+        books.refresh_faults.extend(std::iter::repeat_n(fault, n));
+    }
+
+    fn push_login(&self, n: usize, fault: Fault) {
+        let mut books = self.shared.books();
+        books.login_faults.extend(std::iter::repeat_n(fault, n));
+    }
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ThreadedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadedServer")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
