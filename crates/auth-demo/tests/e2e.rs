@@ -221,7 +221,7 @@ fn logout_during_refresh_fails_waiting_requests_and_never_refreshes_or_persists_
         assert_eq!(get(&api, &ctx.url("/api/me")).await.unwrap(), 200);
         assert!(store.path().exists());
 
-        ctx.admin().delay_refreshes(1, Duration::from_millis(300));
+        ctx.admin().delay_refreshes(1, Duration::from_millis(800));
         ctx.admin().expire_access_tokens();
         let mut waiting = JoinSet::new();
         for i in 0..10 {
@@ -249,7 +249,7 @@ fn logout_during_refresh_fails_waiting_requests_and_never_refreshes_or_persists_
             );
         }
         // The delayed refresh answers now; its tokens must be dropped, not stored.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
         let counters = ctx.counters();
         assert_eq!(counters.refreshes, 1, "the server did rotate once");
         assert_eq!(counters.refresh_calls, 1, "no refresh after the logout");
@@ -292,7 +292,7 @@ fn hung_refresh_fails_waiting_requests_at_the_queue_deadline() {
             );
         }
         assert!(elapsed >= Duration::from_millis(380), "{elapsed:?}");
-        assert!(elapsed < Duration::from_secs(2), "no hang: {elapsed:?}");
+        assert!(elapsed < Duration::from_secs(10), "no hang: {elapsed:?}");
     });
 }
 
@@ -317,7 +317,7 @@ fn hung_refresh_hits_its_operation_deadline_then_a_later_request_recovers() {
                 "{outcome:?}"
             );
         }
-        assert!(elapsed < Duration::from_secs(2), "no hang: {elapsed:?}");
+        assert!(elapsed < Duration::from_secs(10), "no hang: {elapsed:?}");
         assert_eq!(ctx.counters().refresh_calls, 2);
         // The auth server is back: the next request refreshes and goes through.
         assert_eq!(get(&api, &ctx.url("/api/later")).await.unwrap(), 200);
@@ -354,7 +354,7 @@ fn refresh_5xx_backs_off_then_fails_with_a_clear_error() {
             elapsed >= Duration::from_millis(50),
             "it backed off: {elapsed:?}"
         );
-        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
         // Tokens were kept (marked stale): the next request refreshes again and succeeds.
         assert_eq!(get(&api, &ctx.url("/api/lucky")).await.unwrap(), 200);
         assert_eq!(ctx.counters().logins, 1);
@@ -365,10 +365,10 @@ fn refresh_5xx_backs_off_then_fails_with_a_clear_error() {
 fn dropped_request_future_is_never_sent() {
     e2e(None, |ctx| async move {
         // Dropped while waiting for the silent login.
-        ctx.admin().delay_logins(1, Duration::from_millis(200));
+        ctx.admin().delay_logins(1, Duration::from_millis(600));
         let api = ctx.api(fast_config()).await;
         let dropped = tokio::time::timeout(
-            Duration::from_millis(30),
+            Duration::from_millis(50),
             get(&api, &ctx.url("/api/dropped-before-login")),
         )
         .await;
@@ -376,7 +376,7 @@ fn dropped_request_future_is_never_sent() {
         assert_eq!(get(&api, &ctx.url("/api/me")).await.unwrap(), 200);
 
         // Dropped while waiting for a refresh.
-        ctx.admin().delay_refreshes(1, Duration::from_millis(200));
+        ctx.admin().delay_refreshes(1, Duration::from_millis(600));
         ctx.admin().expire_access_tokens();
         let trigger = {
             let api = api.clone();
@@ -389,7 +389,7 @@ fn dropped_request_future_is_never_sent() {
         })
         .await;
         let dropped = tokio::time::timeout(
-            Duration::from_millis(30),
+            Duration::from_millis(50),
             get(&api, &ctx.url("/api/dropped-during-refresh")),
         )
         .await;
@@ -649,6 +649,28 @@ fn story_plays_to_a_green_report() {
         assert_eq!(titles.len(), 7);
         assert_eq!(report.server.bearer_on_public, 0);
     });
+}
+
+#[test]
+fn log_capture_catches_errors_and_secrets() {
+    let logs = LogCapture::new();
+    let runtime = logs.runtime(Some(1)).unwrap();
+    runtime.block_on(async {
+        tokio::spawn(async { tracing::debug!(token = "at_0123", "oops") })
+            .await
+            .unwrap();
+    });
+    let leak = logs.check(&["at_0123".to_owned()]).unwrap_err();
+    assert!(
+        !leak.to_string().contains("at_0123"),
+        "the report masks the secret"
+    );
+    assert!(logs.check(&["unrelated".to_owned()]).is_ok());
+    {
+        let _guard = logs.install();
+        tracing::error!("something broke");
+    }
+    assert!(logs.check(&[]).is_err());
 }
 
 #[test]

@@ -325,8 +325,14 @@ impl<B: Backend, S: TokenStore> Driver<B, S> {
                     match tokio::time::timeout(limit, backend.refresh(refresh_token)).await {
                         Ok(Ok(tokens)) => OpDone::Refresh(op, Ok(tokens)),
                         Ok(Err(error)) => {
-                            warn!(op = op.0, %error, "refresh failed");
-                            OpDone::Refresh(op, Err(error.failure()))
+                            let failure = error.failure();
+                            if failure == RefreshFailure::InvalidGrant {
+                                // The normal end of a refresh token: silent login follows.
+                                info!(op = op.0, %error, "refresh token dead");
+                            } else {
+                                warn!(op = op.0, %error, "refresh failed");
+                            }
+                            OpDone::Refresh(op, Err(failure))
                         }
                         Err(_) => OpDone::Nothing,
                     }
