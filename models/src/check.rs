@@ -220,12 +220,16 @@ fn finish<C>(checker: C, settings: &Settings, started: std::time::Instant, how: 
 where
     C: Checker<AuthModel> + Send + Sync,
 {
-    let checker = if settings.progress {
-        checker.join_and_report(&mut Progress::default())
+    let (checker, elapsed) = if settings.progress {
+        let mut progress = Progress::default();
+        let checker = checker.join_and_report(&mut progress);
+        // The reporter's final sample, not the end of its last sleep.
+        let elapsed = progress.done.unwrap_or_else(|| started.elapsed());
+        (checker, elapsed)
     } else {
-        checker.join()
+        let checker = checker.join();
+        (checker, started.elapsed())
     };
-    let elapsed = started.elapsed();
     let model = checker.model();
     let discoveries = checker.discoveries();
     let properties: Vec<_> = model
@@ -283,6 +287,7 @@ where
 #[derive(Default)]
 struct Progress {
     last: Option<(Duration, usize)>,
+    done: Option<Duration>,
 }
 
 impl Reporter<AuthModel> for Progress {
@@ -295,6 +300,9 @@ impl Reporter<AuthModel> for Progress {
             0.0
         };
         self.last = Some((data.duration, data.total_states));
+        if data.done {
+            self.done = Some(data.duration);
+        }
         let _ = writeln!(
             std::io::stderr(),
             "{:>7.1}s  states {:>10}  unique {:>10}  {:>9.0} states/s  depth {:>3}{}",
