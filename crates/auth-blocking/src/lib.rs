@@ -1,0 +1,122 @@
+//! # auth-blocking: the blocking driver of Seamless
+//!
+//! Runs auth-core's sans-IO [`auth_core::Session`] on plain `std` threads, for apps without an
+//! async runtime: silent login on first use, one refresh for any storm of 401s from any number
+//! of threads, fallback to silent login when the refresh token is dead, logout that nothing
+//! undoes, deadlines on everything, and a queue of requests that wait and are sent again once,
+//! with the new token. Same semantics as `auth-tokio`.
+//!
+//! ## Shape
+//!
+//! - One thread owns the session (the single-owner loop of auth-core's drive contract).
+//!   Requests, their responses, cancels, logout and login reach it over one `std::sync::mpsc`
+//!   channel; each request hears back on a channel of its own. After every input the thread
+//!   drains the session's commands in order, writing the store before any request goes out with
+//!   new tokens, then re-arms its one timer from `poll_timeout` as the `recv_timeout` of its next
+//!   receive.
+//! - Logins and refreshes run on short-lived threads of their own, so a slow auth server never
+//!   blocks the session; their results come back over the same channel.
+//! - Callers block, with a deadline: a [`Call`] waits at most the handle's wait timeout, and a
+//!   caller that gives up (or drops its call) cancels the request: it is never sent after that.
+//! - The app provides a [`Backend`] (silent login and refresh, blocking) and a [`TokenStore`]:
+//!   [`MemoryStore`], or auth-store's [`FileStore`] (atomic, `fsync`ed, `0600`, auth-core's
+//!   versioned snapshot), which also makes refreshes **single flight across processes**: a
+//!   refresh holds the store's lock, re-reads the store first, and uses the tokens another
+//!   process stored instead of spending an already rotated refresh token.
+//! - [`ureq::ApiClient`] (feature `ureq`, on by default) sends `ureq` requests through the
+//!   session; [`ureq::TokenEndpoint`] talks to an RFC 6749 token endpoint for a backend.
+//! - `tracing`: spans `session` and `operation`; the driver's threads log to the dispatcher that
+//!   was current at [`Builder::start`]. Tokens are never logged.
+//!
+//! ## Quick start: your own transport
+//!
+//! ```
+//! use auth_blocking::{Backend, LoginError, RefreshError, SessionHandle};
+//! use auth_core::{AccessToken, RefreshToken, RequestSpec, TokenSet, Verdict};
+//!
+//! struct MyBackend;
+//!
+//! impl Backend for MyBackend {
+//!     fn login(&self) -> Result<TokenSet, LoginError> {
+//!         // Get a platform code and exchange it on your backend.
+//!         Ok(TokenSet::new(AccessToken::new("access")).with_refresh_token(RefreshToken::new("refresh")))
+//!     }
+//!     fn refresh(&self, _refresh_token: &RefreshToken) -> Result<TokenSet, RefreshError> {
+//!         Ok(TokenSet::new(AccessToken::new("access-2")))
+//!     }
+//! }
+//!
+//! let session = SessionHandle::builder(MyBackend).start()?;
+//! // Any thread, any number of them: the session logs in once and sends with the token.
+//! let body = session.request(RequestSpec::bearer(), |attempt| {
+//!     assert_eq!(attempt.bearer().as_deref().map(String::as_str), Some("Bearer access"));
+//!     // Send the request here; the API answered 200.
+//!     (String::from("200 OK"), Verdict::Accepted)
+//! })?;
+//! assert_eq!(body, "200 OK");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Quick start: ureq and a file store
+//!
+//! ```no_run
+//! # #[cfg(feature = "ureq")] {
+//! use std::time::Duration;
+//! use auth_blocking::ureq::{ApiClient, Scope, TokenEndpoint};
+//! use auth_blocking::{Backend, FileStore, LoginError, RefreshError, SessionHandle};
+//! use auth_core::{RefreshToken, TokenSet};
+//!
+//! struct App {
+//!     token: TokenEndpoint,
+//! }
+//!
+//! impl Backend for App {
+//!     fn login(&self) -> Result<TokenSet, LoginError> {
+//!         let code = "one-time code from the platform's login()";
+//!         Ok(self.token.post_form(&[("grant_type", "authorization_code"), ("code", code)])?)
+//!     }
+//!     fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenSet, RefreshError> {
+//!         self.token.refresh(refresh_token)
+//!     }
+//! }
+//!
+//! let agent: ureq::Agent = ureq::Agent::config_builder()
+//!     .timeout_global(Some(Duration::from_secs(10)))
+//!     .build()
+//!     .into();
+//! let backend = App { token: TokenEndpoint::new(agent.clone(), "https://api.example.com/oauth/token") };
+//! let session = SessionHandle::builder(backend)
+//!     .store(FileStore::new("/var/lib/my-app/session.json"))
+//!     .start()?;
+//! let api = ApiClient::new(agent, session, Scope::new("https://api.example.com")?.public_path("/public"));
+//! let mut response = api.get("https://api.example.com/me")?;
+//! println!("{}", response.body_mut().read_to_string()?);
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Errors
+//!
+//! A request fails with [`CallError`] (or [`ureq::Error`]): `Session(reason)` where the
+//! [`auth_core::RequestError`] says what the caller can do, `TimedOut` when the caller's wait ran
+//! out (the request was cancelled), `Transport` when the HTTP client failed (delivered as is,
+//! never retried by the session), or `Stopped` after [`SessionHandle::shutdown`]. A 401 the
+//! session could not fix (retry budget spent, opted out, not replayable) is delivered as a normal
+//! response. See `docs/integration.md`.
+#![warn(missing_docs, unreachable_pub)]
+
+mod backend;
+mod clock;
+mod driver;
+mod handle;
+mod store;
+
+#[cfg(feature = "ureq")]
+pub mod ureq;
+
+pub use backend::{Backend, BoxError, LoginError, RefreshError};
+pub use handle::{Attempt, Builder, Call, CallError, Next, SessionHandle};
+pub use store::{FileStore, MemoryStore, StoreError, StoreLock, TokenStore};
+
+/// The session core this driver runs, re-exported so apps need one dependency.
+pub use auth_core;
