@@ -286,7 +286,7 @@ pub async fn play_on(
     record(play("1. silent login on first use", limit, first_use(&mut stage)).await);
     record(
         play(
-            "2. a burst of concurrent calls",
+            "2. a burst of concurrent calls, and a public one",
             limit,
             burst(&mut stage, options),
         )
@@ -456,9 +456,16 @@ async fn first_use(stage: &mut Stage) -> Vec<Check> {
 async fn burst(stage: &mut Stage, options: &StoryOptions) -> Vec<Check> {
     let before = stage.counters();
     let results = stage.fire("feed", options.burst).await;
+    let public = stage.one("/public/status").await;
     let after = stage.counters();
     vec![
         check("calls delivered 200", options.burst, all_ok(&results)),
+        check("public call delivered", "200".to_owned(), shown(&public)),
+        check(
+            "bearer tokens seen on the public path",
+            0,
+            after.bearer_on_public,
+        ),
         check("silent logins", 0, after.logins - before.logins),
         check("refreshes", 0, after.refresh_calls - before.refresh_calls),
         check("401s", 0, after.api_unauthorized - before.api_unauthorized),
@@ -554,7 +561,11 @@ async fn logout_during_refresh(stage: &mut Stage, options: &StoryOptions) -> Vec
             0,
             after.logins - at_logout.logins,
         ),
-        check("session file removed", false, stage.store.path().exists()),
+        check(
+            "session file still on disk",
+            false,
+            stage.store.path().exists(),
+        ),
         check(
             "state",
             format!("{:?}", SessionState::LoggedOut),

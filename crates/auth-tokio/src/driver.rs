@@ -25,6 +25,12 @@ use crate::store::TokenStore;
 /// flood of messages cannot starve the timer.
 const MESSAGE_BUDGET: usize = 64;
 
+/// Timer firings handled back to back before the loop sleeps at least [`MIN_SLEEP`].
+const TIMER_BUDGET: u32 = 64;
+
+/// The shortest sleep once the timer budget is spent.
+const MIN_SLEEP: Duration = Duration::from_millis(1);
+
 /// How much longer than `operation_timeout` a login/refresh task may run before it is aborted.
 /// The core's own deadline decides; this only frees the task of a hung call.
 const OPERATION_GRACE: Duration = Duration::from_secs(1);
@@ -136,14 +142,26 @@ impl<B: Backend, S: TokenStore> Driver<B, S> {
         self.drain().await;
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
+        // Timer firings in a row without sleeping: bounded, so a deadline that never moves (a
+        // broken core invariant) cannot spin the task.
+        let mut due_in_a_row = 0;
         loop {
             let deadline = self.session.poll_timeout();
             if let Some(at) = deadline {
-                if self.clock.now() >= at {
+                if self.clock.now() >= at && due_in_a_row < TIMER_BUDGET {
+                    due_in_a_row += 1;
                     self.fire_timers().await;
                     continue;
                 }
-                sleep.as_mut().reset(self.clock.deadline(at));
+                if due_in_a_row >= TIMER_BUDGET {
+                    error!("the session's deadline does not move after handle_timeout");
+                }
+                due_in_a_row = 0;
+                let at = self
+                    .clock
+                    .deadline(at)
+                    .max(tokio::time::Instant::now() + MIN_SLEEP);
+                sleep.as_mut().reset(at);
             }
             tokio::select! {
                 message = self.rx.recv() => {
