@@ -600,3 +600,137 @@ pub(crate) fn restore_or_new(
         None => Session::new(config, now),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use auth_core::{AccessToken, UnixTime};
+
+    use super::*;
+    use crate::backend::{LoginError, RefreshError};
+    use crate::store::FileStore;
+
+    /// Counts refreshes; answers with fixed tokens.
+    #[derive(Default)]
+    struct Counting {
+        refreshes: AtomicUsize,
+    }
+
+    impl Backend for Counting {
+        fn login(&self) -> Result<TokenSet, LoginError> {
+            Ok(TokenSet::new(AccessToken::new("at-login")))
+        }
+
+        fn refresh(&self, _: &RefreshToken) -> Result<TokenSet, RefreshError> {
+            self.refreshes.fetch_add(1, Ordering::SeqCst);
+            Ok(TokenSet::new(AccessToken::new("at-refreshed"))
+                .with_refresh_token(RefreshToken::new("rt-refreshed")))
+        }
+    }
+
+    fn stored(refresh: &str) -> Snapshot {
+        Snapshot {
+            access_token: AccessToken::new("at-stored"),
+            refresh_token: Some(RefreshToken::new(refresh)),
+            expires_at: Some(UnixTime::from_millis(wall_now().as_millis() + 60_000)),
+        }
+    }
+
+    fn shared(dir: &std::path::Path) -> Shared<Counting, FileStore> {
+        Shared {
+            backend: Counting::default(),
+            store: FileStore::new(dir.join("session.json")),
+        }
+    }
+
+    #[test]
+    fn a_refresh_token_rotated_by_another_holder_is_adopted_without_a_refresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        shared.store.save(&stored("rt-newer")).unwrap();
+        let done = refresh(
+            &shared,
+            OpId(7),
+            &RefreshToken::new("rt-spent"),
+            Duration::from_secs(1),
+        );
+        let OpDone::Refresh {
+            op,
+            result: Ok(tokens),
+            lock: Some(_),
+        } = done
+        else {
+            panic!("expected the stored tokens under the lock, got {done:?}")
+        };
+        assert_eq!(op, OpId(7));
+        assert_eq!(tokens.access_token.expose_secret(), "at-stored");
+        assert_eq!(tokens.refresh_token.unwrap().expose_secret(), "rt-newer");
+        let left = tokens.expires_in.unwrap();
+        assert!(left > Duration::from_secs(50) && left <= Duration::from_secs(60));
+        assert_eq!(shared.backend.refreshes.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_same_refresh_token_in_the_store_is_refreshed_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        shared.store.save(&stored("rt-current")).unwrap();
+        let done = refresh(
+            &shared,
+            OpId(1),
+            &RefreshToken::new("rt-current"),
+            Duration::from_secs(1),
+        );
+        let OpDone::Refresh {
+            result: Ok(tokens),
+            lock: Some(_),
+            ..
+        } = done
+        else {
+            panic!("expected a refresh under the lock, got {done:?}")
+        };
+        assert_eq!(tokens.access_token.expose_secret(), "at-refreshed");
+        assert_eq!(shared.backend.refreshes.load(Ordering::SeqCst), 1);
+        // While the result travels to the driver, nobody else gets the lock.
+        assert!(shared.store.try_lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn an_empty_or_unreadable_store_does_not_stop_a_refresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let token = RefreshToken::new("rt-current");
+        let done = refresh(&shared, OpId(1), &token, Duration::from_secs(1));
+        assert!(matches!(done, OpDone::Refresh { result: Ok(_), .. }));
+        drop(done); // releases the lock
+        std::fs::write(shared.store.path(), b"{\"version\":1,").unwrap();
+        let done = refresh(&shared, OpId(2), &token, Duration::from_secs(1));
+        assert!(matches!(done, OpDone::Refresh { result: Ok(_), .. }));
+        assert_eq!(shared.backend.refreshes.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_lock_held_past_the_wait_is_a_transient_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let _held = shared.store.lock(Duration::from_secs(1)).unwrap();
+        let done = refresh(
+            &shared,
+            OpId(1),
+            &RefreshToken::new("rt"),
+            Duration::from_millis(20),
+        );
+        assert!(matches!(
+            done,
+            OpDone::Refresh {
+                result: Err(RefreshFailure::Transient),
+                lock: None,
+                ..
+            }
+        ));
+        assert_eq!(shared.backend.refreshes.load(Ordering::SeqCst), 0);
+    }
+}

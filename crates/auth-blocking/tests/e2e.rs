@@ -424,3 +424,62 @@ fn shutdown_during_a_refresh_persists_the_rotated_tokens() {
     assert_eq!((counters.logins, counters.refresh_calls), (1, 1));
     world.check_logs();
 }
+
+#[test]
+fn insufficient_scope_403_is_delivered_without_a_refresh() {
+    let world = World::new();
+    let api = world.api(world.session(fast_config()));
+    assert_eq!(get_status(&api, &world.url("/api/forbidden")), 403);
+    assert_eq!(
+        world.counters().refresh_calls,
+        0,
+        "a 403 is not a reason to refresh"
+    );
+    world.check_logs();
+}
+
+#[test]
+fn refused_silent_login_requires_the_user_then_an_explicit_login_recovers() {
+    let world = World::new();
+    let session = world.session(fast_config());
+    let api = world.api(session.clone());
+    world.server.admin().refuse_logins(1);
+    let error = api.get(&world.url("/api/refused")).unwrap_err();
+    assert_eq!(error.session(), Some(RequestError::LoginRequired));
+    // The request hears its outcome in the same drain that notifies the state, just before.
+    session
+        .wait_for(PATIENCE, |state| state == SessionState::LoginRequired)
+        .unwrap();
+    let error = api.get(&world.url("/api/still-refused")).unwrap_err();
+    assert_eq!(
+        error.session(),
+        Some(RequestError::LoginRequired),
+        "fails fast, no new login"
+    );
+    assert_eq!(world.counters().logins_refused, 1);
+    // The user acted: an explicit login.
+    session.login().unwrap();
+    session
+        .wait_for(PATIENCE, |state| state == SessionState::Active)
+        .unwrap();
+    assert_eq!(get_status(&api, &world.url("/api/after-login")), 200);
+    assert_eq!(world.counters().logins, 1);
+    world.check_logs();
+}
+
+#[test]
+fn logout_revokes_the_refresh_token_when_configured() {
+    let world = World::new();
+    let config = Config {
+        revoke_on_logout: true,
+        ..fast_config()
+    };
+    let session = world.session(config);
+    let api = world.api(session.clone());
+    assert_eq!(get_status(&api, &world.url("/api/warmup")), 200);
+    session.logout().unwrap();
+    // Shutdown waits for the revocation thread.
+    session.shutdown(PATIENCE).unwrap();
+    assert_eq!(world.counters().revocations, 1);
+    world.check_logs();
+}
