@@ -484,11 +484,11 @@ fn refresh<B: Backend, S: TokenStore>(
     };
     if lock.is_some() {
         match shared.store.load() {
-            Ok(Some(stored)) if rotated_elsewhere(&stored, refresh_token) => {
+            Ok(Some(stored)) if auth_store::rotated_elsewhere(&stored, refresh_token) => {
                 info!("the stored refresh token is newer: another process refreshed; using it");
                 return OpDone::Refresh {
                     op,
-                    result: Ok(token_set(stored)),
+                    result: Ok(auth_store::stored_tokens(stored, wall_now())),
                     lock,
                 };
             }
@@ -501,28 +501,6 @@ fn refresh<B: Backend, S: TokenStore>(
         error.failure()
     });
     OpDone::Refresh { op, result, lock }
-}
-
-/// Whether the store holds another refresh token than the one about to be spent: then the one
-/// about to be spent was rotated (or replaced by a login) by another holder of the store.
-fn rotated_elsewhere(stored: &Snapshot, refresh_token: &RefreshToken) -> bool {
-    stored
-        .refresh_token
-        .as_ref()
-        .is_some_and(|stored| stored.expose_secret() != refresh_token.expose_secret())
-}
-
-/// A stored session as a refresh result: its remaining lifetime is counted from the wall clock
-/// now (an expired one gets zero and is refreshed before use).
-fn token_set(stored: Snapshot) -> TokenSet {
-    let now = wall_now();
-    TokenSet {
-        access_token: stored.access_token,
-        refresh_token: stored.refresh_token,
-        expires_in: stored
-            .expires_at
-            .map(|at| Duration::from_millis(at.as_millis().saturating_sub(now.as_millis()))),
-    }
 }
 
 /// Sends an operation thread's result when dropped: after `work` returns, or while a panic

@@ -33,9 +33,10 @@
 //! `LockFileEx` on Windows) on a lock file beside the store (`<name>.lock`). A driver holds it
 //! from before it re-reads the store until the refreshed tokens are saved:
 //!
-//! 1. lock; 2. load: if the stored refresh token differs from the one about to be spent, another
-//!    process already rotated it: use the stored tokens, no refresh; 3. otherwise refresh and
-//!    save; 4. unlock (drop the [`StoreLock`]).
+//! 1. lock; 2. load: if the stored refresh token differs from the one about to be spent
+//!    ([`rotated_elsewhere`]), another process already rotated it: use the stored tokens
+//!    ([`stored_tokens`]) as the refresh result, no call to the server; 3. otherwise refresh and
+//!    save; 4. unlock (drop the [`StoreLock`]) once the new tokens are saved.
 //!
 //! The kernel releases the lock when its holder dies, even by `SIGKILL`, so a crash never leaves
 //! the store locked. The lock file is never removed (removing it would let two processes lock
@@ -65,6 +66,7 @@
 
 mod file;
 mod lock;
+mod refresh;
 
 use std::io;
 use std::time::Duration;
@@ -73,6 +75,7 @@ use auth_core::SnapshotError;
 
 pub use file::FileStore;
 pub use lock::StoreLock;
+pub use refresh::{rotated_elsewhere, stored_tokens};
 
 /// Why the store could not be read, written or locked, by what the caller can do.
 ///
