@@ -224,8 +224,9 @@ impl Session {
             Err(LoginFailure::Fatal) => {
                 self.tokens = None;
                 self.attempts = 0;
-                self.fail_queue(RequestError::LoginRequired);
+                // State first, so a caller woken by its failure already sees why.
                 self.enter(SessionState::LoginRequired);
+                self.fail_queue(RequestError::LoginRequired);
             }
         }
     }
@@ -264,7 +265,6 @@ impl Session {
         self.op = None;
         self.backoff = None;
         self.attempts = 0;
-        self.fail_queue(RequestError::LoggedOut);
         if let Some(tokens) = self.tokens.take() {
             if let (true, Some(refresh_token)) = (self.config.revoke_on_logout, tokens.refresh) {
                 self.out.push_back(Command::Revoke { refresh_token });
@@ -272,6 +272,7 @@ impl Session {
         }
         self.out.push_back(Command::ClearStore);
         self.enter(SessionState::LoggedOut);
+        self.fail_queue(RequestError::LoggedOut);
     }
 
     /// The app asks for a login: after a logout, after `LoginRequired` once the user acted, or to
@@ -595,8 +596,8 @@ impl Session {
     }
 
     fn give_up(&mut self, error: RequestError) {
-        self.fail_queue(error);
         self.give_up_quietly();
+        self.fail_queue(error);
     }
 
     /// Back to `Active` with the tokens kept but marked stale, so the next request tries again;
