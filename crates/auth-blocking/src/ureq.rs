@@ -13,13 +13,15 @@ use std::io::Read;
 use std::sync::Arc;
 
 use auth_core::{
-    parse_token_response, RefreshToken, RequestError, RequestSpec, TokenResponseError, TokenSet,
-    Verdict, MAX_BODY_LEN,
+    parse_token_response, RefreshToken, RequestError, TokenResponseError, TokenSet, Verdict,
+    MAX_BODY_LEN,
 };
-use ureq::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use ureq::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use ureq::http::header::AUTHORIZATION;
+use ureq::http::{HeaderValue, Request, Response};
 use ureq::{Agent, AsSendBody, Body};
 use zeroize::Zeroizing;
+
+pub use auth_http::{verdict, RequestOptions, Scope, ScopeError, Target};
 
 use crate::backend::{LoginError, RefreshError};
 use crate::handle::{Attempt, CallError, SessionHandle};
@@ -56,49 +58,6 @@ pub enum Error {
     /// The session's driver has stopped.
     #[error("the session driver has stopped")]
     Stopped,
-}
-
-/// Options of one request.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RequestOptions {
-    /// Deliver a 401 as is instead of refreshing and sending again.
-    pub no_retry: bool,
-}
-
-/// Which requests belong to the API the session authenticates, and which of its paths are
-/// public.
-///
-/// - A request to another origin (scheme, host, port) is passed through untouched: it never
-///   waits for the session and never carries the token.
-/// - A request to the API's origin whose path is under a public prefix is a public request: it
-///   never waits and never carries the token (auth-core guarantees it).
-/// - Every other request to the API's origin carries the bearer token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Scope {
-    scheme: String,
-    host: String,
-    port: u16,
-    public: Vec<String>,
-}
-
-/// Where a request goes, by [`Scope::target`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// The API, with a bearer token.
-    Bearer,
-    /// One of the API's public paths: no token, no waiting.
-    Public,
-    /// Another origin (or a relative URL): not the session's business.
-    Foreign,
-}
-
-/// Why a [`Scope`] could not be built.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ScopeError {
-    /// The API's base URL is not an absolute `http` or `https` URL with a host.
-    #[error("the API origin must be an absolute http(s) URL with a host: {0}")]
-    InvalidOrigin(String),
 }
 
 /// An RFC 6749 token endpoint: posts a form, parses the answer with auth-core's
@@ -151,7 +110,7 @@ impl ApiClient {
         request: Request<Vec<u8>>,
         options: RequestOptions,
     ) -> Result<Response<Body>, Error> {
-        let Some(spec) = spec(self.scope.target(request.uri()), true, options) else {
+        let Some(spec) = Scope::spec(self.scope.target(request.uri()), true, options) else {
             return self.run(request).map_err(Error::Transport);
         };
         let (parts, body) = request.into_parts();
@@ -173,7 +132,7 @@ impl ApiClient {
         request: Request<B>,
         options: RequestOptions,
     ) -> Result<Response<Body>, Error> {
-        let Some(spec) = spec(self.scope.target(request.uri()), false, options) else {
+        let Some(spec) = Scope::spec(self.scope.target(request.uri()), false, options) else {
             return self.run(request).map_err(Error::Transport);
         };
         let mut request = Some(request);
@@ -250,121 +209,6 @@ impl Error {
     }
 }
 
-impl RequestOptions {
-    /// Options that opt the request out of the retry: a 401 is delivered as is.
-    pub fn no_retry() -> Self {
-        RequestOptions { no_retry: true }
-    }
-}
-
-impl Scope {
-    /// The API at `origin` (`http://127.0.0.1:8080`, `https://api.example.com`); a path in it is
-    /// ignored.
-    pub fn new(origin: &str) -> Result<Self, ScopeError> {
-        let invalid = || ScopeError::InvalidOrigin(origin.to_owned());
-        let uri: Uri = origin.parse().map_err(|_| invalid())?;
-        let scheme = uri.scheme_str().ok_or_else(invalid)?.to_ascii_lowercase();
-        let host = uri.host().ok_or_else(invalid)?.to_ascii_lowercase();
-        let port = uri
-            .port_u16()
-            .or_else(|| default_port(&scheme))
-            .ok_or_else(invalid)?;
-        if host.is_empty() || default_port(&scheme).is_none() {
-            return Err(invalid());
-        }
-        Ok(Scope {
-            scheme,
-            host,
-            port,
-            public: Vec::new(),
-        })
-    }
-
-    /// Marks every path under `prefix` as public (`/public` covers `/public` and `/public/x`,
-    /// not `/publicity`).
-    pub fn public_path(mut self, prefix: &str) -> Self {
-        let trimmed = prefix.trim_end_matches('/');
-        self.public.push(if trimmed.starts_with('/') {
-            trimmed.to_owned()
-        } else {
-            format!("/{trimmed}")
-        });
-        self
-    }
-
-    /// Where a request to `uri` goes. ureq only sends absolute URLs, so a relative one is
-    /// foreign.
-    pub fn target(&self, uri: &Uri) -> Target {
-        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
-            return Target::Foreign;
-        };
-        let scheme = scheme.to_ascii_lowercase();
-        let port = uri.port_u16().or_else(|| default_port(&scheme));
-        let same_origin = scheme == self.scheme
-            && host.eq_ignore_ascii_case(&self.host)
-            && port == Some(self.port);
-        if !same_origin {
-            return Target::Foreign;
-        }
-        let path = uri.path();
-        let public = self.public.iter().any(|prefix| {
-            path.strip_prefix(prefix.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        });
-        if public {
-            Target::Public
-        } else {
-            Target::Bearer
-        }
-    }
-}
-
-/// The core's description of a request to `target` (`None` for a foreign one).
-fn spec(target: Target, replayable: bool, options: RequestOptions) -> Option<RequestSpec> {
-    let spec = match target {
-        Target::Bearer => RequestSpec::bearer(),
-        Target::Public => RequestSpec::public(),
-        Target::Foreign => return None,
-    };
-    let spec = if replayable {
-        spec
-    } else {
-        spec.not_replayable()
-    };
-    Some(if options.no_retry {
-        spec.no_retry()
-    } else {
-        spec
-    })
-}
-
-fn default_port(scheme: &str) -> Option<u16> {
-    match scheme {
-        "http" => Some(80),
-        "https" => Some(443),
-        _ => None,
-    }
-}
-
-/// Classifies an API response with auth-core's RFC 6750 rules: only a 401 that a refresh can fix
-/// (`invalid_token`, or no error code) is [`Verdict::Rejected`]. Several `WWW-Authenticate`
-/// fields are read as one list (RFC 9110 §5.3).
-pub fn verdict(status: StatusCode, headers: &HeaderMap) -> Verdict {
-    if status != StatusCode::UNAUTHORIZED {
-        return Verdict::Accepted;
-    }
-    let values: Vec<&str> = headers
-        .get_all(WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .collect();
-    match values.as_slice() {
-        [] => Verdict::classify(status.as_u16(), None),
-        [one] => Verdict::classify(status.as_u16(), Some(one)),
-        many => Verdict::classify(status.as_u16(), Some(&many.join(", "))),
-    }
-}
-
 impl TokenEndpoint {
     /// The token endpoint at `url`, called with `agent`.
     pub fn new(agent: Agent, url: impl Into<String>) -> Self {
@@ -429,89 +273,5 @@ impl From<TokenEndpointError> for RefreshError {
             TokenEndpointError::Response(error) => error.into(),
             transport => RefreshError::Transient(Box::new(transport)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use super::*;
-
-    fn target(uri: &str) -> Target {
-        Scope::new("http://127.0.0.1:8080")
-            .unwrap()
-            .public_path("/public")
-            .public_path("health/")
-            .target(&uri.parse().unwrap())
-    }
-
-    #[test]
-    fn same_origin_paths_are_bearer_unless_public() {
-        assert_eq!(target("http://127.0.0.1:8080/api/me"), Target::Bearer);
-        assert_eq!(target("HTTP://127.0.0.1:8080/api/me?x=1"), Target::Bearer);
-        assert_eq!(target("http://127.0.0.1:8080/public"), Target::Public);
-        assert_eq!(target("http://127.0.0.1:8080/public/x"), Target::Public);
-        assert_eq!(target("http://127.0.0.1:8080/publicity"), Target::Bearer);
-        assert_eq!(target("http://127.0.0.1:8080/health"), Target::Public);
-    }
-
-    #[test]
-    fn other_origins_and_relative_urls_are_foreign() {
-        for uri in [
-            "http://127.0.0.1:8081/api/me",
-            "https://127.0.0.1:8080/api/me",
-            "http://localhost:8080/api/me",
-            "http://127.0.0.1/api/me",
-            "http://evil.example/127.0.0.1:8080",
-            "http://127.0.0.1:8080@evil.example/api",
-            "/api/me",
-        ] {
-            assert_eq!(target(uri), Target::Foreign, "{uri}");
-        }
-    }
-
-    #[test]
-    fn bad_origins_are_refused() {
-        for origin in ["", "/api", "ftp://x", "127.0.0.1:8080", "http://"] {
-            assert!(Scope::new(origin).is_err(), "{origin}");
-        }
-    }
-
-    #[test]
-    fn verdict_reads_www_authenticate() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(
-            verdict(StatusCode::UNAUTHORIZED, &headers),
-            Verdict::Rejected
-        );
-        assert_eq!(verdict(StatusCode::OK, &headers), Verdict::Accepted);
-        headers.append(WWW_AUTHENTICATE, "Basic realm=\"x\"".parse().unwrap());
-        headers.append(
-            WWW_AUTHENTICATE,
-            "Bearer error=\"insufficient_scope\"".parse().unwrap(),
-        );
-        assert_eq!(
-            verdict(StatusCode::UNAUTHORIZED, &headers),
-            Verdict::Accepted
-        );
-        assert_eq!(verdict(StatusCode::FORBIDDEN, &headers), Verdict::Accepted);
-    }
-
-    #[test]
-    fn spec_follows_target_and_options() {
-        let spec_of = |target, replayable, options| spec(target, replayable, options);
-        assert_eq!(
-            spec_of(Target::Bearer, false, RequestOptions::no_retry()),
-            Some(RequestSpec::bearer().not_replayable().no_retry())
-        );
-        assert_eq!(
-            spec_of(Target::Public, true, RequestOptions::default()),
-            Some(RequestSpec::public())
-        );
-        assert_eq!(
-            spec_of(Target::Foreign, true, RequestOptions::default()),
-            None
-        );
     }
 }
