@@ -193,6 +193,22 @@ impl State {
             .any(|v| v.property() == Property::P8Progress)
     }
 
+    /// The session's query methods agree with what the monitor saw: as many requests
+    /// outstanding as the monitor has pending, the queue within them and non-empty only while a
+    /// login or refresh is under way (in flight or backing off), and no command left undrained.
+    pub fn queries_agree(&self) -> bool {
+        let session = &self.checked.session;
+        let queued = session.queued();
+        session.outstanding() == self.checked.monitor.pending()
+            && queued <= session.outstanding()
+            && (queued == 0
+                || matches!(
+                    session.state(),
+                    SessionState::LoggingIn | SessionState::Refreshing
+                ))
+            && !session.has_commands()
+    }
+
     fn insert_msg(&mut self, msg: Msg) {
         let at = self.net.partition_point(|m| *m <= msg);
         self.net.insert(at, msg);
@@ -403,11 +419,11 @@ impl AuthModel {
                 if s.checked.session.state() == SessionState::Refreshing {
                     s.events.insert(Events::LOGOUT_DURING_REFRESH);
                 }
-                self.feed(&mut s, Input::Logout, now, None, log);
+                self.feed_unless_ignored(&mut s, state, Input::Logout, now, log)?;
             }
             Action::Login => {
                 s.budget.logins = s.budget.logins.checked_sub(1)?;
-                self.feed(&mut s, Input::Login, now, None, log);
+                self.feed_unless_ignored(&mut s, state, Input::Login, now, log)?;
             }
             Action::Fire(timer) => {
                 let (next, at) = s.checked.session.next_timer()?;
@@ -500,6 +516,20 @@ impl AuthModel {
             Some(lifetime) => tokens.with_expires_in(lifetime),
             None => tokens,
         }
+    }
+
+    /// Feeds an app input; `None` when the session ignored it (no command, session unchanged),
+    /// so that the model does not spend a budget on a no-op.
+    fn feed_unless_ignored(
+        &self,
+        s: &mut State,
+        before: &State,
+        input: Input,
+        now: Instant,
+        log: &mut StepLog,
+    ) -> Option<()> {
+        let out = self.feed(s, input, now, None, log);
+        (!out.is_empty() || s.checked.session != before.checked.session).then_some(())
     }
 
     /// Feeds a login/refresh result and notes when the session ignored it.
@@ -615,6 +645,8 @@ pub mod names {
     pub const P7: &str = "P7 durability order";
     /// P8.
     pub const P8: &str = "P8 progress (quiet => settled)";
+    /// The session's query methods agree with the monitor.
+    pub const QUERIES: &str = "session queries agree with the monitor";
     /// A retried request delivered.
     pub const RETRIED: &str = "retried request delivered";
     /// Late 401 re-sent without refresh.
@@ -700,16 +732,11 @@ impl Model for AuthModel {
         if b.expiries > 0 && s.server.valid_from <= s.server.issued {
             actions.push(Action::Expire);
         }
-        // Inputs the session would ignore are left out: they change nothing.
-        if b.logouts > 0 && session.state() != SessionState::LoggedOut {
+        // A logout or login the session ignores is a no-op (`next_state` gives `None`).
+        if b.logouts > 0 {
             actions.push(Action::Logout);
         }
-        if b.logins > 0
-            && matches!(
-                session.state(),
-                SessionState::LoggedOut | SessionState::LoginRequired | SessionState::Anonymous
-            )
-        {
+        if b.logins > 0 {
             actions.push(Action::Login);
         }
         if let Some((timer, _)) = session.next_timer() {
@@ -757,6 +784,7 @@ impl Model for AuthModel {
             P::always(names::P8, |_, s: &State| {
                 !s.violates(Property::P8Progress) && s.settled_if_quiet()
             }),
+            P::always(names::QUERIES, |_, s: &State| s.queries_agree()),
             P::sometimes(names::RETRIED, |_, s: &State| {
                 s.events.contains(Events::RETRIED_DELIVERED)
             }),
