@@ -12,7 +12,8 @@
 # - One libFuzzer job and worker at a time (`-jobs=1 -workers=1`): the machines are small and
 #   shared. libFuzzer writes that job's log, with its final stats, to fuzz/logs/<target>.log.
 # - Starts from the committed corpus plus the hand-made seeds (the auth-fuzz `seeds` example),
-#   and minimises the corpus afterwards (`cargo fuzz cmin`), so what is committed stays small.
+#   with the target's dictionary (fuzz/dicts/<target>.dict) when there is one, and minimises the
+#   corpus afterwards (`cargo fuzz cmin`, by edge coverage), so what is committed stays small.
 # - Findings land in fuzz/artifacts/<target>/; the script keeps going with the other targets
 #   and exits non-zero at the end if there were any. docs/fuzzing.md says what to do with them.
 set -euo pipefail
@@ -73,6 +74,8 @@ for target in "${targets[@]}"; do
     mkdir -p "$corpus" "$artifacts"
     cp -n "$seeds/$target"/* "$corpus"/ 2>/dev/null || true
     before=$(find "$artifacts" -type f | wc -l)
+    dict=()
+    [[ -f $fuzz_dir/dicts/$target.dict ]] && dict=(-dict="$fuzz_dir/dicts/$target.dict")
 
     echo "== fuzzing $target for ${seconds}s"
     # libFuzzer with -jobs writes the job's output to fuzz-0.log in the working directory.
@@ -80,7 +83,7 @@ for target in "${targets[@]}"; do
     status=0
     (cd "$work" && "${fuzz[@]}" run "${build_flags[@]}" "$target" "$corpus" -- \
         -max_total_time="$seconds" -jobs=1 -workers=1 -print_final_stats=1 \
-        -timeout=10 -rss_limit_mb=2048) || status=$?
+        -timeout=10 -rss_limit_mb=2048 "${dict[@]}") || status=$?
     cat "$work"/fuzz-*.log >"$fuzz_dir/logs/$target.log" 2>/dev/null || true
     rm -rf "$work"
     grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec)' \
@@ -93,7 +96,10 @@ for target in "${targets[@]}"; do
     fi
 
     echo "== minimising the $target corpus"
-    "${fuzz[@]}" cmin "${build_flags[@]}" "$target" "$corpus" >"$fuzz_dir/logs/$target.cmin.log" 2>&1 ||
+    # -use_counters=0: keep the fewest inputs that reach every edge (not every hit count), so
+    # the committed corpus stays at tens to a few hundred files and replays in seconds.
+    "${fuzz[@]}" cmin "${build_flags[@]}" "$target" "$corpus" -- -use_counters=0 \
+        >"$fuzz_dir/logs/$target.cmin.log" 2>&1 ||
         echo "!! cmin of $target failed; see fuzz/logs/$target.cmin.log"
     echo "   $(find "$corpus" -type f | wc -l) files in $corpus"
 done

@@ -8,7 +8,7 @@
 //!
 //! | target | input | what must hold |
 //! |---|---|---|
-//! | [`session`] | a typed [`session::Scenario`]: config knobs, server token lifetime, then ops (submits, cancels, responses and results delivered, lost, duplicated or late, logout, login, time jumps, server faults, restarts from the store) | the shared [`auth_core::Monitor`] records no violation of P1–P7 after any op, the world settles once faults stop, P8 holds, and the recorded trace round-trips and replays identically |
+//! | [`session`] | a typed [`session::Scenario`]: config knobs, server token lifetime, then ops (submits, cancels, responses and results delivered, lost, duplicated or late, logout, login, time jumps, server faults, restarts from the store, forged results and responses) | the shared [`auth_core::Monitor`] records no violation of P1–P7 after any op, the world settles once faults stop, P8 holds, and the recorded trace round-trips and replays identically |
 //! | [`token_response`] | an HTTP status (picked by the first byte) and a token endpoint body | no panic; a parsed [`auth_core::TokenSet`] is well formed, written back as RFC 6749 JSON it parses to the same set, and its `Debug` never depends on the secrets |
 //! | [`www_authenticate`] | a `WWW-Authenticate` value | no panic; parsed challenges written back parse to the same challenges, classify the same, and two values joined with `", "` parse to both lists in order |
 //! | [`snapshot`] | the bytes of a token store | no panic; a decoded snapshot re-encodes canonically and decodes equal, its fingerprinted form round-trips, and a session restored from it (at several wall-clock times) settles clean |

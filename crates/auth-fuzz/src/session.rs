@@ -3,7 +3,9 @@
 //! The fuzzer's bytes become a [`Scenario`] through [`arbitrary`]: configuration knobs, the fake
 //! server's token lifetime and the network latency, then a list of [`FuzzOp`]s, each mapped onto
 //! the simulator's own vocabulary [`auth_core::sim::Op`] (the same one the property tests draw
-//! from) or onto a knob of the fake server. After every op the shared [`auth_core::Monitor`] must
+//! from), onto a knob of the fake server, or onto a [`Forged`] input fed straight to the session
+//! (a response or result no faithful driver would send: stale, duplicated, for the wrong
+//! operation, for a request never sent). After every op the shared [`auth_core::Monitor`] must
 //! have recorded nothing; after the last one the faults stop, the world must go quiet within
 //! [`SETTLE_STEPS`] and P8 must hold. Finally the recorded trace must survive JSON and replay to
 //! the same commands, so every session the fuzzer reaches is also a trace-format test.
@@ -12,7 +14,10 @@ use core::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use auth_core::sim::{FakeServer, Fault, NetFault, Op, Sim, INTERESTING_DELAYS};
-use auth_core::{Config, RequestSpec, Trace};
+use auth_core::{
+    AccessToken, Config, Input, LoginFailure, OpId, RefreshFailure, RefreshToken, RequestId,
+    RequestSpec, TokenSet, Trace, Verdict,
+};
 
 /// At most this many ops of one input are applied; the rest is ignored, so one input stays fast.
 pub const MAX_OPS: usize = 256;
@@ -126,6 +131,69 @@ pub enum FuzzOp {
     DenyScope(u8),
     /// The process restarts from the token store.
     Restart,
+    /// An input no faithful driver sends, fed straight to the session: a hostile or buggy
+    /// driver, a proxy answering twice, a result that crossed a restart.
+    Forge(Forged),
+}
+
+/// A forged input. The session must shrug it off: rule 1 ignores results whose id is not the
+/// current one, and a response for an attempt not in flight is dropped.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forged {
+    /// A response for an outstanding request (picked by index), with any attempt number.
+    Response {
+        /// Which outstanding request.
+        request: u16,
+        /// The attempt it claims to answer.
+        attempt: u8,
+        /// 401 or not.
+        rejected: bool,
+    },
+    /// A response for any request id, known or not.
+    StrayResponse {
+        /// The id.
+        id: u8,
+        /// The attempt it claims to answer.
+        attempt: u8,
+        /// 401 or not.
+        rejected: bool,
+    },
+    /// A login result for any operation id (ids are small counters, so the current one is
+    /// often hit).
+    LoginResult {
+        /// The operation id.
+        op: u8,
+        /// What it says.
+        outcome: Outcome,
+    },
+    /// A refresh result for any operation id.
+    RefreshResult {
+        /// The operation id.
+        op: u8,
+        /// What it says.
+        outcome: Outcome,
+    },
+    /// A spurious timer.
+    Timeout,
+    /// A cancel for any request id, known, finished or not.
+    Cancel(u8),
+}
+
+/// What a forged login or refresh result says.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Tokens the fake server never issued (so the API refuses them), with or without a
+    /// refresh token and with a lifetime in seconds (0: none given).
+    Tokens {
+        /// Whether a refresh token comes along.
+        refresh: bool,
+        /// `expires_in` in seconds; 0 means absent.
+        lifetime: u16,
+    },
+    /// `Transient`.
+    Transient,
+    /// `Fatal` for a login, `InvalidGrant` for a refresh.
+    Definitive,
 }
 
 /// The kind of request submitted.
@@ -297,13 +365,17 @@ impl FuzzOp {
     /// Applies the op: through [`Sim::apply`] where the simulator has the op, else through the
     /// fake server's own knob.
     pub fn apply(self, sim: &mut Sim) {
-        match self.op() {
-            Some(op) => sim.apply(op),
-            None => {
-                if let FuzzOp::DenyScope(count) = self {
-                    sim.server.deny_scope_next(u32::from(count % 4));
+        if let Some(op) = self.op() {
+            return sim.apply(op);
+        }
+        match self {
+            FuzzOp::DenyScope(count) => sim.server.deny_scope_next(u32::from(count % 4)),
+            FuzzOp::Forge(forged) => {
+                if let Some(input) = forged.input(sim) {
+                    sim.input(input);
                 }
             }
+            _ => {}
         }
     }
 
@@ -323,9 +395,75 @@ impl FuzzOp {
             FuzzOp::FailNextRefresh(fault) => Op::FailNextRefresh(fault.fault()),
             FuzzOp::FaultNextResponse(fault) => Op::FaultNextResponse(fault.fault()),
             FuzzOp::Restart => Op::Restart,
-            FuzzOp::DenyScope(_) => return None,
+            FuzzOp::DenyScope(_) | FuzzOp::Forge(_) => return None,
         })
     }
+}
+
+impl Forged {
+    /// The input, or `None` when it needs an outstanding request and there is none.
+    pub fn input(self, sim: &Sim) -> Option<Input> {
+        let verdict = |rejected| {
+            if rejected {
+                Verdict::Rejected
+            } else {
+                Verdict::Accepted
+            }
+        };
+        Some(match self {
+            Forged::Response {
+                request,
+                attempt,
+                rejected,
+            } => Input::Response {
+                id: sim.outstanding_request(usize::from(request))?,
+                attempt,
+                verdict: verdict(rejected),
+            },
+            Forged::StrayResponse {
+                id,
+                attempt,
+                rejected,
+            } => Input::Response {
+                id: RequestId(u64::from(id)),
+                attempt,
+                verdict: verdict(rejected),
+            },
+            Forged::LoginResult { op, outcome } => Input::LoginResult {
+                op: OpId(u64::from(op)),
+                result: match outcome {
+                    Outcome::Tokens { refresh, lifetime } => {
+                        Ok(forged_tokens(op, refresh, lifetime))
+                    }
+                    Outcome::Transient => Err(LoginFailure::Transient),
+                    Outcome::Definitive => Err(LoginFailure::Fatal),
+                },
+            },
+            Forged::RefreshResult { op, outcome } => Input::RefreshResult {
+                op: OpId(u64::from(op)),
+                result: match outcome {
+                    Outcome::Tokens { refresh, lifetime } => {
+                        Ok(forged_tokens(op, refresh, lifetime))
+                    }
+                    Outcome::Transient => Err(RefreshFailure::Transient),
+                    Outcome::Definitive => Err(RefreshFailure::InvalidGrant),
+                },
+            },
+            Forged::Timeout => Input::Timeout,
+            Forged::Cancel(id) => Input::Cancel(RequestId(u64::from(id))),
+        })
+    }
+}
+
+fn forged_tokens(op: u8, refresh: bool, lifetime: u16) -> TokenSet {
+    let mut tokens = TokenSet::new(AccessToken::new(format!("forged-access-{op}")));
+    if refresh {
+        tokens = tokens.with_refresh_token(RefreshToken::new(format!("forged-refresh-{op}")));
+    }
+    if lifetime > 0 {
+        tokens = tokens.with_expires_in(Duration::from_secs(u64::from(lifetime)));
+    }
+    tokens
 }
 
 impl SpecKind {
