@@ -190,6 +190,11 @@ impl Session {
 
     /// The API answered send number `attempt` of request `id`. Answers to a cancelled or finished
     /// request, or to an earlier send, are dropped.
+    ///
+    /// Guarantee drivers may rely on: an [`Verdict::Accepted`] answer to the current send of an
+    /// outstanding request completes it with [`Outcome::Deliver`] at once, in every state (a
+    /// logout does not touch requests in flight). A driver can therefore hand an accepted response
+    /// to its caller without waiting for the `Complete` command.
     pub fn handle_response(&mut self, id: RequestId, attempt: u8, verdict: Verdict, now: Instant) {
         self.advance(now);
         let Some(request) = self.requests.get(id) else {

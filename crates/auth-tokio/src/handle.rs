@@ -85,6 +85,8 @@ enum CallState {
     Waiting(oneshot::Receiver<Step>),
     /// The caller is sending attempt `attempt`; [`Call::respond`] answers it.
     Sending { id: RequestId, attempt: u8 },
+    /// An accepted response is held for the caller; the next [`Call::next`] hands it over.
+    Accepted,
     /// Delivered, failed or stopped.
     Done,
 }
@@ -226,6 +228,14 @@ impl<T> Call<T> {
     pub async fn next(&mut self) -> Result<Next<T>, CallError> {
         let rx = match &mut self.state {
             CallState::Waiting(rx) => rx,
+            CallState::Accepted => {
+                self.state = CallState::Done;
+                return self
+                    .held
+                    .take()
+                    .map(Next::Deliver)
+                    .ok_or(CallError::Stopped);
+            }
             CallState::Sending { .. } => return Err(CallError::ResponseMissing),
             CallState::Done => return Err(CallError::Stopped),
         };
@@ -262,27 +272,35 @@ impl<T> Call<T> {
     /// Answers the attempt [`Call::next`] just returned: the response (or the transport error,
     /// as `T`) and how the API answered. A transport error is [`Verdict::Accepted`]: it is
     /// delivered as is. Calling it at any other time does nothing.
+    ///
+    /// An accepted response is handed over by the next [`Call::next`] without waiting for the
+    /// driver: auth-core completes an accepted answer to the current send with `Deliver`, always
+    /// and at once, so the round trip through the driver task would only add latency (it halves
+    /// the task wake-ups of a request; see docs/performance.md). The driver still gets the
+    /// response, to forget the request.
     pub fn respond(&mut self, response: T, verdict: Verdict) {
         let CallState::Sending { id, attempt } = self.state else {
             return;
         };
         let (reply, rx) = oneshot::channel();
         self.held = Some(response);
-        self.state = match self.tx.send(Msg::Response {
+        let sent = self.tx.send(Msg::Response {
             id,
             attempt,
             verdict,
             reply,
-        }) {
-            Ok(()) => CallState::Waiting(rx),
-            Err(_) => CallState::Done,
+        });
+        self.state = match (sent, verdict) {
+            (Ok(()), Verdict::Accepted) => CallState::Accepted,
+            (Ok(()), Verdict::Rejected) => CallState::Waiting(rx),
+            (Err(_), _) => CallState::Done,
         };
     }
 }
 
 impl<T> Drop for Call<T> {
     fn drop(&mut self) {
-        if !matches!(self.state, CallState::Done) {
+        if !matches!(self.state, CallState::Done | CallState::Accepted) {
             let _ = self.tx.send(Msg::Cancel {
                 ticket: self.ticket,
             });
