@@ -10,7 +10,7 @@
 #   about 12x in executions per second on the session target). FUZZ_SANITIZER=address (nightly
 #   only) turns it on.
 # - One libFuzzer job and worker at a time (`-jobs=1 -workers=1`): the machines are small and
-#   shared. libFuzzer writes that job's log, with its final stats, to fuzz/logs/<target>.log.
+#   shared. The job's log, with its final stats, is kept in fuzz/logs/<target>.log.
 # - Starts from the committed corpus plus the hand-made seeds (the auth-fuzz `seeds` example),
 #   with the target's dictionary (fuzz/dicts/<target>.dict) when there is one, and minimises the
 #   corpus afterwards (`cargo fuzz cmin`, by edge coverage), so what is committed stays small.
@@ -77,17 +77,19 @@ for target in "${targets[@]}"; do
     dict=()
     [[ -f $fuzz_dir/dicts/$target.dict ]] && dict=(-dict="$fuzz_dir/dicts/$target.dict")
 
-    echo "== fuzzing $target for ${seconds}s"
+    echo "== fuzzing $target for ${seconds}s (output in fuzz/logs/$target.run.log)"
     # libFuzzer with -jobs writes the job's output to fuzz-0.log in the working directory.
     work=$(mktemp -d)
     status=0
     (cd "$work" && "${fuzz[@]}" run "${build_flags[@]}" "$target" "$corpus" -- \
         -max_total_time="$seconds" -jobs=1 -workers=1 -print_final_stats=1 \
-        -timeout=10 -rss_limit_mb=2048 "${dict[@]}") || status=$?
+        -timeout=10 -rss_limit_mb=2048 "${dict[@]}") >"$fuzz_dir/logs/$target.run.log" 2>&1 ||
+        status=$?
     cat "$work"/fuzz-*.log >"$fuzz_dir/logs/$target.log" 2>/dev/null || true
     rm -rf "$work"
-    grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec)' \
-        "$fuzz_dir/logs/$target.log" | tail -n 3 || true
+    # The final stats: "Done N runs in S second(s)" and the average executions per second.
+    grep -E '^(Done [0-9]+ runs|stat::average_exec_per_sec)' "$fuzz_dir/logs/$target.log" |
+        sed 's/^/   /' || true
 
     after=$(find "$artifacts" -type f | wc -l)
     if [[ $status -ne 0 || $after -gt $before ]]; then

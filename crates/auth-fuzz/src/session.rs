@@ -268,7 +268,10 @@ pub fn describe(data: &[u8]) -> String {
         return "the input is too short for a scenario (the target ignores it)\n".to_owned();
     };
     let mut sim = scenario.sim();
-    let mut text = format!("{scenario:#?}\n");
+    let mut text = format!(
+        "{scenario:#?}\neffective config: {:#?}\n",
+        scenario.config.config()
+    );
     for (index, op) in scenario.ops.iter().take(MAX_OPS).enumerate() {
         op.apply(&mut sim);
         if !sim.violations().is_empty() {
