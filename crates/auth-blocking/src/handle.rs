@@ -105,6 +105,8 @@ enum CallState {
     Waiting,
     /// The caller is sending attempt `attempt`; [`Call::respond`] answers it.
     Sending { id: RequestId, attempt: u8 },
+    /// An accepted response is held for the caller; the next [`Call::next_step`] hands it over.
+    Accepted,
     /// Delivered, failed, timed out or stopped.
     Done,
 }
@@ -349,6 +351,14 @@ impl<T> Call<T> {
     pub fn next_step(&mut self) -> Result<Next<T>, CallError> {
         match self.state {
             CallState::Waiting => {}
+            CallState::Accepted => {
+                self.state = CallState::Done;
+                return self
+                    .held
+                    .take()
+                    .map(Next::Deliver)
+                    .ok_or(CallError::Stopped);
+            }
             CallState::Sending { .. } => return Err(CallError::ResponseMissing),
             CallState::Done => return Err(CallError::Stopped),
         }
@@ -394,13 +404,17 @@ impl<T> Call<T> {
             return;
         };
         self.held = Some(response);
-        self.state = match self.link.tx.send(Msg::Response {
+        let sent = self.link.tx.send(Msg::Response {
             id,
             attempt,
             verdict,
-        }) {
-            Ok(()) => CallState::Waiting,
-            Err(_) => CallState::Done,
+        });
+        // auth-core completes an accepted answer to the current send with `Deliver`, always and
+        // at once (`Session::handle_response`): hand it over without a round trip to the driver.
+        self.state = match (sent, verdict) {
+            (Ok(()), Verdict::Accepted) => CallState::Accepted,
+            (Ok(()), Verdict::Rejected) => CallState::Waiting,
+            (Err(_), _) => CallState::Done,
         };
     }
 
@@ -412,7 +426,7 @@ impl<T> Call<T> {
 
     /// Gives up on the request: it is never sent after this, and the call is done.
     pub fn cancel(&mut self) {
-        if !matches!(self.state, CallState::Done) {
+        if !matches!(self.state, CallState::Done | CallState::Accepted) {
             self.state = CallState::Done;
             self.held = None;
             let _ = self.link.tx.send(Msg::Cancel {

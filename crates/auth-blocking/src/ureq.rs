@@ -13,8 +13,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use auth_core::{
-    parse_token_response, RefreshToken, RequestError, TokenResponseError, TokenSet, Verdict,
-    MAX_BODY_LEN,
+    parse_token_response, RefreshToken, RequestError, TokenSet, Verdict, MAX_BODY_LEN,
 };
 use ureq::http::header::AUTHORIZATION;
 use ureq::http::{HeaderValue, Request, Response};
@@ -23,7 +22,7 @@ use zeroize::Zeroizing;
 
 pub use auth_http::{verdict, RequestOptions, Scope, ScopeError, Target};
 
-use crate::backend::{LoginError, RefreshError};
+use crate::backend::RefreshError;
 use crate::handle::{Attempt, CallError, SessionHandle};
 
 /// An `ureq::Agent` whose requests to the API go through the session.
@@ -68,17 +67,8 @@ pub struct TokenEndpoint {
     url: String,
 }
 
-/// Why a token endpoint call failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenEndpointError {
-    /// The request did not get an answer (connection refused, reset, timeout): transient.
-    #[error("token endpoint unreachable: {0}")]
-    Transport(#[source] ureq::Error),
-    /// The endpoint answered with something other than tokens; classified by auth-core.
-    #[error(transparent)]
-    Response(#[from] TokenResponseError),
-}
+/// Why a token endpoint call failed: unreachable, or an answer auth-core classifies.
+pub type TokenEndpointError = auth_http::TokenEndpointError<ureq::Error>;
 
 impl ApiClient {
     /// Sends requests with `agent`, authenticated by `session`, for the API described by
@@ -253,25 +243,5 @@ impl TokenEndpoint {
     /// The endpoint's URL.
     pub fn url(&self) -> &str {
         &self.url
-    }
-}
-
-impl From<TokenEndpointError> for LoginError {
-    /// Unreachable is transient; an answer is classified by auth-core.
-    fn from(error: TokenEndpointError) -> Self {
-        match error {
-            TokenEndpointError::Response(error) => error.into(),
-            transport => LoginError::Transient(Box::new(transport)),
-        }
-    }
-}
-
-impl From<TokenEndpointError> for RefreshError {
-    /// Unreachable is transient; an answer is classified by auth-core.
-    fn from(error: TokenEndpointError) -> Self {
-        match error {
-            TokenEndpointError::Response(error) => error.into(),
-            transport => RefreshError::Transient(Box::new(transport)),
-        }
     }
 }

@@ -73,3 +73,35 @@ impl From<TokenResponseError> for RefreshError {
         }
     }
 }
+
+/// Why a call to an RFC 6749 token endpoint failed, for a client whose transport error is `E`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenEndpointError<E> {
+    /// The request did not get an answer (connection refused, reset, timeout): transient.
+    #[error("token endpoint unreachable: {0}")]
+    Transport(#[source] E),
+    /// The endpoint answered with something other than tokens; classified by auth-core.
+    #[error(transparent)]
+    Response(#[from] TokenResponseError),
+}
+
+impl<E: StdError + Send + Sync + 'static> From<TokenEndpointError<E>> for LoginError {
+    /// Unreachable is transient; an answer is classified by auth-core.
+    fn from(error: TokenEndpointError<E>) -> Self {
+        match error {
+            TokenEndpointError::Response(error) => error.into(),
+            transport => LoginError::Transient(Box::new(transport)),
+        }
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> From<TokenEndpointError<E>> for RefreshError {
+    /// Unreachable is transient; an answer is classified by auth-core.
+    fn from(error: TokenEndpointError<E>) -> Self {
+        match error {
+            TokenEndpointError::Response(error) => error.into(),
+            transport => RefreshError::Transient(Box::new(transport)),
+        }
+    }
+}

@@ -23,6 +23,6 @@ mod backend_error;
 mod scope;
 mod verdict;
 
-pub use backend_error::{BoxError, LoginError, RefreshError};
+pub use backend_error::{BoxError, LoginError, RefreshError, TokenEndpointError};
 pub use scope::{RequestOptions, Scope, ScopeError, Target};
 pub use verdict::verdict;

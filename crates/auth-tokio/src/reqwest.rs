@@ -3,12 +3,10 @@
 
 use std::sync::Arc;
 
-use auth_core::{
-    parse_token_response, RefreshToken, TokenResponseError, TokenSet, Verdict, MAX_BODY_LEN,
-};
+use auth_core::{parse_token_response, RefreshToken, TokenSet, Verdict, MAX_BODY_LEN};
 use tracing::Instrument;
 
-use crate::backend::{LoginError, RefreshError};
+use crate::backend::RefreshError;
 use crate::handle::{Next, SessionHandle};
 use crate::http::{verdict, Error, RequestOptions, Scope, Target};
 
@@ -35,17 +33,8 @@ pub struct TokenEndpoint {
     url: reqwest::Url,
 }
 
-/// Why a token endpoint call failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenEndpointError {
-    /// The request did not get an answer (connection refused, reset, timeout): transient.
-    #[error("token endpoint unreachable: {0}")]
-    Transport(#[source] reqwest::Error),
-    /// The endpoint answered with something other than tokens; classified by auth-core.
-    #[error(transparent)]
-    Response(#[from] TokenResponseError),
-}
+/// Why a token endpoint call failed: unreachable, or an answer auth-core classifies.
+pub type TokenEndpointError = auth_http::TokenEndpointError<reqwest::Error>;
 
 impl ApiClient {
     /// Sends requests with `http`, authenticated by `session`, for the API described by `scope`.
@@ -192,24 +181,4 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, TokenE
         }
     }
     Ok(body)
-}
-
-impl From<TokenEndpointError> for LoginError {
-    /// Unreachable is transient; an answer is classified by auth-core.
-    fn from(error: TokenEndpointError) -> Self {
-        match error {
-            TokenEndpointError::Response(error) => error.into(),
-            transport => LoginError::Transient(Box::new(transport)),
-        }
-    }
-}
-
-impl From<TokenEndpointError> for RefreshError {
-    /// Unreachable is transient; an answer is classified by auth-core.
-    fn from(error: TokenEndpointError) -> Self {
-        match error {
-            TokenEndpointError::Response(error) => error.into(),
-            transport => RefreshError::Transient(Box::new(transport)),
-        }
-    }
 }
