@@ -531,18 +531,19 @@ impl Session {
         self.consecutive_failures = 0;
         self.breaker_until = None;
         self.backoff = None;
-        let persist = self.adopt_tokens(tokens);
-        let release_first = self.has_bug(Bug::ReleaseBeforePersist);
-        if !release_first {
-            self.out.push_back(Command::Persist(persist.clone()));
-        }
+        let persist = Command::Persist(self.adopt_tokens(tokens));
+        // Only a planted bug holds the persist back until after the sends.
+        let held_back = if self.has_bug(Bug::ReleaseBeforePersist) {
+            Some(persist)
+        } else {
+            self.out.push_back(persist);
+            None
+        };
         let previous = core::mem::replace(&mut self.stage, SessionState::Active);
         while let Some(id) = self.requests.pop_front() {
             self.send(id);
         }
-        if release_first {
-            self.out.push_back(Command::Persist(persist));
-        }
+        self.out.extend(held_back);
         if previous != SessionState::Active {
             self.out.push_back(Command::Notify(SessionState::Active));
         }

@@ -70,6 +70,8 @@ pub struct Sim {
     outcomes: BTreeMap<RequestId, Outcome>,
     completion_order: Vec<RequestId>,
     transcript: Vec<String>,
+    /// Every command of the current session (since the last restart), in order.
+    commands: Vec<Command>,
     restarts: u32,
 }
 
@@ -108,6 +110,7 @@ impl Sim {
             outcomes: BTreeMap::new(),
             completion_order: Vec::new(),
             transcript: Vec::new(),
+            commands: Vec::new(),
             restarts: 0,
         };
         sim.start_session(config, None);
@@ -271,6 +274,12 @@ impl Sim {
         &self.trace
     }
 
+    /// Every command the current session (since the last restart) emitted, in order: what a
+    /// replay of [`Sim::trace`] must reproduce.
+    pub fn commands(&self) -> &[Command] {
+        &self.commands
+    }
+
     /// The virtual clock.
     pub fn now(&self) -> Instant {
         self.now
@@ -302,6 +311,7 @@ impl Sim {
             None => Trace::new(config, self.now),
         };
         let mut commands = Vec::new();
+        self.commands.clear();
         self.checked = Checked::new(session, &mut commands);
         for command in commands {
             self.execute(command);
@@ -338,6 +348,7 @@ impl Sim {
             now.as_millis(),
             transcript::command(&command)
         ));
+        self.commands.push(command.clone());
         match command {
             Command::Send {
                 id, attempt, token, ..
