@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use auth_core::{Snapshot, SnapshotError};
+use auth_core::Snapshot;
 use zeroize::Zeroizing;
 
 use crate::lock::StoreLock;
@@ -16,8 +16,10 @@ use crate::StoreError;
 /// Makes temporary file names unique within the process (the pid makes them unique across).
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Largest file read back: a snapshot is a few hundred bytes, so anything larger is not one.
-const MAX_FILE_LEN: u64 = 64 * 1024;
+/// The largest session the store keeps, in bytes of [`Snapshot::encode`]: [`FileStore::save`]
+/// refuses a larger one ([`StoreError::TooLarge`]) and [`FileStore::load`] does not read past
+/// it, so whatever `save` accepts, `load` reads back. A snapshot is usually a few hundred bytes.
+pub const MAX_SNAPSHOT_LEN: usize = 64 * 1024;
 
 /// Age after which a temporary file is an orphan of a crashed save (a save takes milliseconds).
 const ORPHAN_AGE: Duration = Duration::from_secs(60);
@@ -42,19 +44,34 @@ impl FileStore {
         }
     }
 
-    /// Reads the stored session: `Ok(None)` when there is none.
+    /// Reads the stored session: `Ok(None)` when there is none. Never blocks: anything but a
+    /// regular file at the path (a FIFO, a device, a directory) is
+    /// [`StoreError::NotRegularFile`] at once; a file over [`MAX_SNAPSHOT_LEN`] is
+    /// [`StoreError::TooLarge`] (not one [`FileStore::save`] wrote). Removes this store's temporary files orphaned by
+    /// a crash in the middle of a save (best effort, see [`FileStore::save`]).
     pub fn load(&self) -> Result<Option<Snapshot>, StoreError> {
-        let file = match File::open(&self.path) {
+        self.remove_orphans(&self.directory());
+        let file = match open_to_read(&self.path) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(error.into()),
         };
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(StoreError::NotRegularFile);
+        }
         let mut bytes = Zeroizing::new(Vec::new());
-        file.take(MAX_FILE_LEN + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > MAX_FILE_LEN {
-            return Err(
-                SnapshotError::Corrupt("the file is too large to be a session".into()).into(),
-            );
+        // One byte more than the limit, so a file that grew since `metadata` is refused too
+        // without being held whole.
+        file.take(MAX_SNAPSHOT_LEN as u64 + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() > MAX_SNAPSHOT_LEN {
+            return Err(StoreError::TooLarge {
+                len: usize::try_from(meta.len())
+                    .unwrap_or(usize::MAX)
+                    .max(bytes.len()),
+                max: MAX_SNAPSHOT_LEN,
+            });
         }
         Ok(Some(Snapshot::decode(&bytes)?))
     }
@@ -62,12 +79,21 @@ impl FileStore {
     /// Replaces the stored session atomically: temporary file (`0600`), `fsync`, rename over the
     /// target, `fsync` of the directory. When it returns `Ok`, the new session is durable; when
     /// it fails or the process dies on the way, the old one is still there, whole.
+    ///
+    /// A session whose encoding is over [`MAX_SNAPSHOT_LEN`] is refused with
+    /// [`StoreError::TooLarge`] before anything is written: a saved session always loads back.
     pub fn save(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let bytes = snapshot.encode();
+        if bytes.len() > MAX_SNAPSHOT_LEN {
+            return Err(StoreError::TooLarge {
+                len: bytes.len(),
+                max: MAX_SNAPSHOT_LEN,
+            });
+        }
         let dir = self.directory();
         create_private_dir(&dir)?;
         let temp = self.temp_path(&dir);
-        let written = write_new_private(&temp, &snapshot.encode())
-            .and_then(|()| fs::rename(&temp, &self.path));
+        let written = write_new_private(&temp, &bytes).and_then(|()| fs::rename(&temp, &self.path));
         if let Err(error) = written {
             // Do not leave a copy of the tokens behind.
             let _ = fs::remove_file(&temp);
@@ -78,16 +104,36 @@ impl FileStore {
         Ok(())
     }
 
-    /// Forgets the stored session (removes the file, `fsync`s the directory). Clearing an empty
-    /// store succeeds. The lock file stays.
+    /// Forgets the stored session: removes the file and every temporary file of this store
+    /// whatever its age (a save that crashed, or one under way, holds tokens too), then `fsync`s
+    /// the directory. Clearing an empty store succeeds. The lock file stays.
+    ///
+    /// `Ok` means no file of this store holds a token any more, durably. On `Err` some may
+    /// (everything removable was removed); the call may be retried.
     pub fn clear(&self) -> Result<(), StoreError> {
-        match fs::remove_file(&self.path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(error) => return Err(error.into()),
+        let dir = self.directory();
+        let mut first_error = remove_present(&self.path).err();
+        match self.temp_files(&dir) {
+            Ok(temps) => {
+                for temp in temps {
+                    if let Err(error) = remove_present(&temp) {
+                        first_error.get_or_insert(error);
+                    }
+                }
+            }
+            // No directory: no file of this store either.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
         }
-        sync_dir(&self.directory())?;
-        Ok(())
+        if let Some(error) = first_error {
+            return Err(error.into());
+        }
+        match sync_dir(&dir) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Takes the store's exclusive lock, waiting at most `wait` for another holder (in this
@@ -136,32 +182,60 @@ impl FileStore {
         dir.join(name)
     }
 
+    /// This store's temporary files in `dir` (named with [`FileStore::temp_prefix`]).
+    fn temp_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let prefix = self.temp_prefix();
+        let prefix = prefix.as_encoded_bytes();
+        let mut temps = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_name().as_encoded_bytes().starts_with(prefix) {
+                temps.push(entry.path());
+            }
+        }
+        Ok(temps)
+    }
+
     /// Best effort: removes this store's temporary files left by a save that crashed (older than
     /// [`ORPHAN_AGE`], so a save under way in another process is never disturbed).
     fn remove_orphans(&self, dir: &Path) {
-        let prefix = self.temp_prefix();
-        let Some(prefix) = prefix.to_str() else {
-            return;
-        };
-        let Ok(entries) = fs::read_dir(dir) else {
+        let Ok(temps) = self.temp_files(dir) else {
             return;
         };
         let now = SystemTime::now();
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if !name.to_str().is_some_and(|name| name.starts_with(prefix)) {
-                continue;
-            }
-            let old = entry
-                .metadata()
+        for temp in temps {
+            let old = fs::symlink_metadata(&temp)
                 .and_then(|meta| meta.modified())
                 .ok()
                 .and_then(|modified| now.duration_since(modified).ok())
                 .is_some_and(|age| age >= ORPHAN_AGE);
             if old {
-                let _ = fs::remove_file(entry.path());
+                let _ = fs::remove_file(&temp);
             }
         }
+    }
+}
+
+/// Opens `path` for reading without ever blocking: on Unix with `O_NONBLOCK`, so a FIFO opens
+/// at once instead of waiting for a writer (regular files ignore the flag).
+fn open_to_read(path: &Path) -> io::Result<File> {
+    #[cfg(unix)]
+    {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        Ok(File::from(rustix::fs::open(path, flags, Mode::empty())?))
+    }
+    #[cfg(not(unix))]
+    {
+        File::open(path)
+    }
+}
+
+/// Removes the file at `path`; a missing one is already removed.
+fn remove_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
     }
 }
 
@@ -214,7 +288,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use auth_core::{AccessToken, RefreshToken, UnixTime};
+    use auth_core::{AccessToken, RefreshToken, SnapshotError, UnixTime};
 
     fn sample(access: &str) -> Snapshot {
         Snapshot {
@@ -295,6 +369,136 @@ mod tests {
         assert_eq!(store.load().unwrap(), Some(sample("at-3")));
     }
 
+    /// What a save killed between creating its temporary file and the rename leaves behind: a
+    /// whole copy of the tokens, modified `age` ago.
+    fn crashed_save(dir: &Path, name: &str, age: Duration) -> PathBuf {
+        let temp = dir.join(name);
+        fs::write(&temp, &*sample("at-crashed").encode()).unwrap();
+        File::options()
+            .write(true)
+            .open(&temp)
+            .unwrap()
+            .set_modified(SystemTime::now() - age)
+            .unwrap();
+        temp
+    }
+
+    /// Every file in `dir` whose bytes contain `secret`.
+    fn files_holding(dir: &Path, secret: &str) -> Vec<String> {
+        names(dir)
+            .into_iter()
+            .filter(|name| {
+                let bytes = fs::read(dir.join(name)).unwrap_or_default();
+                bytes.windows(secret.len()).any(|w| w == secret.as_bytes())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn clear_leaves_no_file_holding_a_token_not_even_a_fresh_temporary_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("session.json"));
+        store.save(&sample("at-1")).unwrap();
+        crashed_save(dir.path(), ".session.json.tmp-999999-0", Duration::ZERO);
+        crashed_save(dir.path(), ".session.json.tmp-999998-7", 2 * ORPHAN_AGE);
+        // Another store's files in the same directory are not this store's to remove.
+        let other = FileStore::new(dir.path().join("other.json"));
+        other.save(&sample("at-other")).unwrap();
+        assert_eq!(files_holding(dir.path(), "rt-file-secret").len(), 4);
+        store.clear().unwrap();
+        assert_eq!(files_holding(dir.path(), "rt-file-secret"), ["other.json"]);
+        assert!(store.load().unwrap().is_none());
+        assert_eq!(other.load().unwrap(), Some(sample("at-other")));
+    }
+
+    #[test]
+    fn load_removes_temporary_files_orphaned_by_a_crashed_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("session.json"));
+        store.save(&sample("at-1")).unwrap();
+        let orphan = crashed_save(dir.path(), ".session.json.tmp-999999-0", 2 * ORPHAN_AGE);
+        // A fresh one may be a save under way in another process: load leaves it alone.
+        let fresh = crashed_save(dir.path(), ".session.json.tmp-999998-0", Duration::ZERO);
+        assert_eq!(store.load().unwrap(), Some(sample("at-1")));
+        assert!(!orphan.exists(), "the orphan was removed at load");
+        assert!(fresh.exists());
+        // Also with no session file at all (a crash during the very first save).
+        fs::remove_file(store.path()).unwrap();
+        let orphan = crashed_save(dir.path(), ".session.json.tmp-999997-0", 2 * ORPHAN_AGE);
+        assert!(store.load().unwrap().is_none());
+        assert!(!orphan.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_at_the_session_path_is_a_typed_error_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("run mkfifo");
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let store = FileStore::new(&path);
+        std::thread::spawn(move || tx.send(store.load()));
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(result) => assert!(
+                matches!(result, Err(StoreError::NotRegularFile)),
+                "{result:?}"
+            ),
+            Err(_) => {
+                // Unblock the reader (a writer opening the FIFO ends its wait), then fail.
+                let _ = OpenOptions::new().write(true).open(&path);
+                panic!("load blocked on a FIFO");
+            }
+        }
+    }
+
+    #[test]
+    fn a_directory_at_the_session_path_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session.json");
+        fs::create_dir(&path).unwrap();
+        let result = FileStore::new(&path).load();
+        assert!(
+            matches!(result, Err(StoreError::NotRegularFile)),
+            "{result:?}"
+        );
+    }
+
+    /// A snapshot whose encoding is exactly `len` bytes.
+    fn sample_of_len(len: usize) -> Snapshot {
+        let base = sample("").encode().len();
+        sample(&"a".repeat(len - base))
+    }
+
+    #[test]
+    fn a_session_too_large_to_load_back_is_refused_at_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("session.json"));
+        store.save(&sample("at-old")).unwrap();
+        let huge = sample(&"a".repeat(70 * 1024));
+        let error = store.save(&huge).unwrap_err();
+        assert!(
+            matches!(error, StoreError::TooLarge { len, max }
+                if len == huge.encode().len() && max == MAX_SNAPSHOT_LEN),
+            "{error:?}"
+        );
+        assert!(!error.to_string().contains("aaaa"), "{error}");
+        // Nothing was written: the old session is still there, and no temporary file.
+        assert_eq!(store.load().unwrap(), Some(sample("at-old")));
+        assert_eq!(names(dir.path()), ["session.json"]);
+        // One limit: the largest session save accepts loads back; one byte more is refused.
+        let largest = sample_of_len(MAX_SNAPSHOT_LEN);
+        store.save(&largest).unwrap();
+        assert_eq!(store.load().unwrap(), Some(largest));
+        assert!(matches!(
+            store.save(&sample_of_len(MAX_SNAPSHOT_LEN + 1)),
+            Err(StoreError::TooLarge { .. })
+        ));
+    }
+
     #[test]
     fn clear_keeps_the_lock_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -327,7 +531,10 @@ mod tests {
         fs::write(&path, vec![b' '; 100_000]).unwrap();
         assert!(matches!(
             store.load(),
-            Err(StoreError::Unreadable(SnapshotError::Corrupt(_)))
+            Err(StoreError::TooLarge {
+                len: 100_000,
+                max: MAX_SNAPSHOT_LEN
+            })
         ));
     }
 

@@ -10,8 +10,12 @@
 //! The file's content is exactly [`Snapshot::encode`](auth_core::Snapshot::encode): versioned JSON
 //! (`{"version":1,"access_token":…,"refresh_token":…,"expires_at_unix_ms":…}`, see
 //! [`auth_core::SNAPSHOT_VERSION`]). Expiry is wall-clock time so it survives a restart. A file
-//! that does not decode (corrupt, truncated, another version, larger than 64 KiB) is an
-//! [`StoreError::Unreadable`]: treat the store as empty, and the session logs in silently.
+//! that does not decode (corrupt, truncated, another version) is an [`StoreError::Unreadable`]:
+//! treat the store as empty, and the session logs in silently. One size limit,
+//! [`MAX_SNAPSHOT_LEN`], holds both ways ([`StoreError::TooLarge`]): [`FileStore::save`] refuses
+//! a larger session before writing anything, and [`FileStore::load`] a larger file, so what
+//! `save` accepts always loads back. Anything but a regular file at the path (a FIFO, a device,
+//! a directory) is [`StoreError::NotRegularFile`] at once: reading never blocks.
 //!
 //! ## Crash guarantees
 //!
@@ -19,10 +23,12 @@
 //!   created exclusively, mode `0600`), `fsync`s it, renames it over the target and `fsync`s the
 //!   directory. A process killed at any instant leaves the old session or the new one, never a
 //!   torn file; when `save` returns, the new session survives a power cut.
-//! - A temporary file orphaned by a crash in the middle of a save is removed by a later save
-//!   once it is a minute old (it never shadows the real file: readers only open the target).
-//! - [`FileStore::clear`] removes the file and `fsync`s the directory; a missing file is already
-//!   clear.
+//! - A temporary file orphaned by a crash in the middle of a save is removed by a later save or
+//!   load once it is a minute old (younger ones may belong to a save under way in another
+//!   process; none ever shadows the real file: readers only open the target).
+//! - [`FileStore::clear`] removes the file and **every** temporary file of the store, whatever
+//!   its age (they hold tokens too), and `fsync`s the directory; a missing file is already
+//!   clear. When it returns `Ok`, no file of the store holds a token.
 //! - The file is created `0600` and a missing parent directory `0700` (Unix).
 //!
 //! ## Locking: one refresh across processes
@@ -73,7 +79,7 @@ use std::time::Duration;
 
 use auth_core::SnapshotError;
 
-pub use file::FileStore;
+pub use file::{FileStore, MAX_SNAPSHOT_LEN};
 pub use lock::StoreLock;
 pub use refresh::{rotated_elsewhere, stored_tokens};
 
@@ -100,4 +106,19 @@ pub enum StoreError {
         /// How long the caller waited.
         waited: Duration,
     },
+    /// The session is larger than the store keeps ([`MAX_SNAPSHOT_LEN`]). From `save`: nothing
+    /// was written (the store still holds what it held); the server issued unusually large
+    /// tokens, which live in memory only and do not survive a restart. From `load`: the file is
+    /// not one `save` wrote; treat the store as empty.
+    #[error("the session is {len} bytes, over the store's limit of {max}")]
+    TooLarge {
+        /// Length of the encoded session.
+        len: usize,
+        /// The store's limit, [`MAX_SNAPSHOT_LEN`].
+        max: usize,
+    },
+    /// Something other than a regular file (a FIFO, a device, a directory) is at the session
+    /// path; nothing was read. Remove it; until then the store counts as empty.
+    #[error("the token store's path is not a regular file")]
+    NotRegularFile,
 }
