@@ -19,7 +19,7 @@ use tracing::{debug, error, info, trace, warn, Instrument};
 
 use crate::backend::Backend;
 use crate::clock::{wall_now, Clock};
-use crate::store::TokenStore;
+use crate::store::{StoreError, TokenStore};
 
 /// Messages handled between two drains in one go before the loop checks its timer again, so a
 /// flood of messages cannot starve the timer.
@@ -43,7 +43,7 @@ pub(crate) type Ticket = u64;
 pub(crate) enum Step {
     Send {
         id: RequestId,
-        attempt: u8,
+        attempt: u16,
         token: Option<auth_core::AccessToken>,
     },
     Done(Outcome),
@@ -59,7 +59,7 @@ pub(crate) enum Msg {
     },
     Response {
         id: RequestId,
-        attempt: u8,
+        attempt: u16,
         verdict: Verdict,
         reply: oneshot::Sender<Step>,
     },
@@ -67,7 +67,8 @@ pub(crate) enum Msg {
         ticket: Ticket,
     },
     Logout {
-        done: oneshot::Sender<()>,
+        /// The result of the store's clear for this logout.
+        done: oneshot::Sender<Result<(), StoreError>>,
     },
     Login {
         done: oneshot::Sender<()>,
@@ -109,6 +110,9 @@ pub(crate) struct Driver<B, S> {
     /// Requests whose caller was gone when the session released them: cancelled right after the
     /// drain, never sent.
     abandoned: Vec<RequestId>,
+    /// Set while a logout drains: the first failed clear of the store is kept here for the
+    /// caller of `logout()` instead of being logged as an error nobody acts on.
+    logout_clear: Option<Result<(), StoreError>>,
 }
 
 impl<B: Backend, S: TokenStore> Driver<B, S> {
@@ -133,6 +137,7 @@ impl<B: Backend, S: TokenStore> Driver<B, S> {
             ops: JoinSet::new(),
             operation_timeout,
             abandoned: Vec::new(),
+            logout_clear: None,
         }
     }
 
@@ -251,9 +256,13 @@ impl<B: Backend, S: TokenStore> Driver<B, S> {
             }
             Msg::Logout { done } => {
                 info!("logout");
+                // The core emits `ClearStore` for every logout, a repeated one included, so the
+                // store's answer to this logout's clear is what `logout()` reports.
+                self.logout_clear = Some(Ok(()));
                 self.session.logout(now);
                 self.drain().await;
-                let _ = done.send(());
+                let cleared = self.logout_clear.take().unwrap_or(Ok(()));
+                let _ = done.send(cleared);
                 return;
             }
             Msg::Login { done } => {
@@ -370,7 +379,14 @@ impl<B: Backend, S: TokenStore> Driver<B, S> {
             Command::ClearStore => {
                 debug!("clear store");
                 if let Err(error) = self.store.clear().await {
-                    error!(%error, "could not clear the stored session");
+                    match &mut self.logout_clear {
+                        // `logout()` returns it: the app decides (see docs/integration.md).
+                        Some(cleared @ Ok(())) => {
+                            warn!(%error, "could not clear the stored session; logout is not durable");
+                            *cleared = Err(error);
+                        }
+                        _ => error!(%error, "could not clear the stored session"),
+                    }
                 }
             }
             Command::Revoke { refresh_token } => {

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use crate::backend::Backend;
 use crate::clock::Clock;
 use crate::driver::{restore_or_new, Driver, Msg, Step, Ticket};
-use crate::store::{MemoryStore, TokenStore};
+use crate::store::{MemoryStore, StoreError, TokenStore};
 
 /// A handle to one session driven by its own tokio task. Clone it freely: every clone talks to
 /// the same session. The driver stops when the last handle and the last [`Call`] are dropped.
@@ -34,8 +34,9 @@ pub struct Builder<B, S = MemoryStore> {
     config: Config,
 }
 
-/// Why a [`Call`] ended without a response to deliver.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+/// Why a [`Call`] ended without a response to deliver, or why [`SessionHandle::logout`] could
+/// not promise that the logout survives a restart.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
     /// The session refused or gave up on the request; the variant says what the caller can do
@@ -49,6 +50,16 @@ pub enum CallError {
     /// bug in the integration.
     #[error("the last attempt was not answered with Call::respond")]
     ResponseMissing,
+    /// From [`SessionHandle::logout`] only: the session is logged out in memory (nothing
+    /// refreshes or logs in, requests fail with `LoggedOut`), but the store could not be
+    /// cleared, so a restart would sign the user back in with the stored tokens. Call
+    /// `logout()` again to retry the clear (after fixing the store, e.g. freeing the disk), or
+    /// remove the stored session yourself; until one succeeds, do not tell the user they are
+    /// signed out for good.
+    #[error(
+        "logged out, but the stored session could not be removed; a restart would sign back in"
+    )]
+    LogoutNotDurable(#[source] StoreError),
 }
 
 /// One request's conversation with the session: the driver says when to send (with which
@@ -84,7 +95,7 @@ enum CallState {
     /// Waiting for the driver's next step.
     Waiting(oneshot::Receiver<Step>),
     /// The caller is sending attempt `attempt`; [`Call::respond`] answers it.
-    Sending { id: RequestId, attempt: u8 },
+    Sending { id: RequestId, attempt: u16 },
     /// An accepted response is held for the caller; the next [`Call::next`] hands it over.
     Accepted,
     /// Delivered, failed or stopped.
@@ -103,7 +114,7 @@ pub enum Next<T> {
 /// One send of a request: its number and the token to send it with.
 #[derive(Debug)]
 pub struct Attempt {
-    number: u8,
+    number: u16,
     token: Option<AccessToken>,
 }
 
@@ -138,14 +149,20 @@ impl SessionHandle {
         }
     }
 
-    /// The user logs out: waiting requests fail with `LoggedOut`, the store is cleared (done when
-    /// this returns), and nothing refreshes or logs in until [`SessionHandle::login`].
+    /// The user logs out: waiting requests fail with `LoggedOut`, nothing refreshes or logs in
+    /// until [`SessionHandle::login`], and the store is cleared before this returns.
+    ///
+    /// `Ok` means the logout is durable: no restart from the store brings the session back.
+    /// [`CallError::LogoutNotDurable`] means the store could not be cleared; the session is
+    /// logged out in memory all the same, and calling `logout()` again retries the clear.
     pub async fn logout(&self) -> Result<(), CallError> {
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Msg::Logout { done })
             .map_err(|_| CallError::Stopped)?;
-        rx.await.map_err(|_| CallError::Stopped)
+        rx.await
+            .map_err(|_| CallError::Stopped)?
+            .map_err(CallError::LogoutNotDurable)
     }
 
     /// Asks for a silent login: after a logout, after `LoginRequired` once the user acted, or to
@@ -310,7 +327,7 @@ impl<T> Drop for Call<T> {
 
 impl Attempt {
     /// 1 for the first send, 2 for the retry after a refresh, ...
-    pub fn number(&self) -> u8 {
+    pub fn number(&self) -> u16 {
         self.number
     }
 

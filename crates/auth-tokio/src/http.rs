@@ -5,6 +5,7 @@ use auth_core::RequestError;
 pub use auth_http::{verdict, RequestOptions, Scope, ScopeError, Target};
 
 use crate::handle::CallError;
+use crate::store::StoreError;
 
 /// The error of an integration (tower, reqwest): the session's, the transport's, or a stopped
 /// driver.
@@ -22,6 +23,13 @@ pub enum Error<E> {
     /// The session's driver is gone (its runtime shut down).
     #[error("the session driver has stopped")]
     Stopped,
+    /// Never from a request: [`crate::SessionHandle::logout`]'s
+    /// [`CallError::LogoutNotDurable`] turned into this type (by `?`). Logged out in memory,
+    /// but the store still holds the session; call `logout()` again to retry the clear.
+    #[error(
+        "logged out, but the stored session could not be removed; a restart would sign back in"
+    )]
+    LogoutNotDurable(#[source] StoreError),
 }
 
 impl<E> From<CallError> for Error<E> {
@@ -29,6 +37,7 @@ impl<E> From<CallError> for Error<E> {
         match error {
             CallError::Session(error) => Error::Session(error),
             CallError::Stopped | CallError::ResponseMissing => Error::Stopped,
+            CallError::LogoutNotDurable(error) => Error::LogoutNotDurable(error),
         }
     }
 }

@@ -68,7 +68,10 @@
 //! the [`auth_core::RequestError`] says what the caller can do, `Transport` when the HTTP stack
 //! failed (delivered as is, never retried by the session), or `Stopped` when the runtime is
 //! shutting down. A 401 the session could not fix (retry budget spent, opted out, not
-//! replayable) is delivered as a normal response. See `docs/integration.md`.
+//! replayable) is delivered as a normal response. [`SessionHandle::logout`] returns
+//! [`CallError::LogoutNotDurable`] when the store could not be cleared: logged out in memory,
+//! but a restart would sign back in until a later `logout()` clears it. See
+//! `docs/integration.md`.
 #![warn(missing_docs, unreachable_pub)]
 
 mod backend;

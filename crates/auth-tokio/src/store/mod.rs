@@ -18,7 +18,8 @@ pub use memory::MemoryStore;
 /// Durable storage of one session's tokens.
 ///
 /// The driver awaits [`TokenStore::save`] before any request goes out with the new tokens
-/// (auth-core's `Persist` rule), and [`TokenStore::clear`] on logout before `logout()` returns.
+/// (auth-core's `Persist` rule), and [`TokenStore::clear`] on logout before `logout()` returns:
+/// a failed clear is `logout()`'s [`crate::CallError::LogoutNotDurable`].
 /// The methods may be written as `async fn` in an impl.
 pub trait TokenStore: Send + Sync + 'static {
     /// The stored session, or `None` when there is none.
@@ -36,5 +37,6 @@ pub trait TokenStore: Send + Sync + 'static {
 ///
 /// The driver never fails a request because of the store: on a failed `save` the session goes on
 /// with its tokens in memory (they will not survive a restart), and an unreadable store at start
-/// counts as empty (the session logs in silently).
+/// counts as empty (the session logs in silently). Only `logout()` reports a store error, when
+/// it could not clear the store ([`crate::CallError::LogoutNotDurable`]).
 pub use auth_store::StoreError;
