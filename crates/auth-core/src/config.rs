@@ -13,7 +13,12 @@ pub struct Config {
     /// How many times a rejected request is sent again (rule 4). A request is sent at most
     /// `1 + max_retries` times. Default 1.
     pub max_retries: u8,
-    /// How many requests may wait for the session at once (rule 8). Default 1024.
+    /// How many requests may wait for the session at once (rule 8); one more fails at once with
+    /// `QueueFull`. Default: no bound of its own (`usize::MAX`), so a storm of any size through
+    /// an expiry loses nothing. A waiting request costs about 40 bytes here and a few hundred in
+    /// a driver (docs/performance.md), next to the caller's own task that waits for it; the
+    /// number of outstanding requests is bounded anyway (about a million, beyond which a submit
+    /// fails with `TooManyOutstanding`). Set a bound to shed load early instead of queueing it.
     pub max_queued: usize,
     /// How long a request may wait for the session before it fails with `Timeout` (rule 7).
     pub queue_timeout: Duration,
@@ -47,7 +52,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_retries: 1,
-            max_queued: 1024,
+            max_queued: usize::MAX,
             queue_timeout: Duration::from_secs(30),
             operation_timeout: Duration::from_secs(10),
             refresh_margin: Duration::from_secs(30),

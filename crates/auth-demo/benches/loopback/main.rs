@@ -376,7 +376,7 @@ async fn expiry_storms(
     Ok(())
 }
 
-/// One storm of 10 000 through an expiry with `Config::default()` (`max_queued` 1024).
+/// One storm of 10 000 through an expiry with `Config::default()` (no queue bound).
 async fn default_config_storm(
     servers: &mut ServerProcess,
     http: &reqwest::Client,
@@ -395,7 +395,7 @@ async fn default_config_storm(
     let s = storm(&api, 10_000).await;
     let done = servers.counters(0)?.since(before);
     println!(
-        "\nN = 10000 through expiry with Config::default() (max_queued 1024): {:.2} ms, {} ok, errors {:?}, {} refresh(es), {:.2} sends per request",
+        "\nN = 10000 through expiry with Config::default() (no queue bound): {:.2} ms, {} ok, errors {:?}, {} refresh(es), {:.2} sends per request",
         ms(s.elapsed),
         s.ok,
         s.errors,
