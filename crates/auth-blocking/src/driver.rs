@@ -42,7 +42,7 @@ pub(crate) type Ticket = u64;
 pub(crate) enum Step {
     Send {
         id: RequestId,
-        attempt: u8,
+        attempt: u16,
         token: Option<AccessToken>,
     },
     Done(Outcome),
@@ -58,14 +58,15 @@ pub(crate) enum Msg {
     },
     Response {
         id: RequestId,
-        attempt: u8,
+        attempt: u16,
         verdict: Verdict,
     },
     Cancel {
         ticket: Ticket,
     },
+    /// `done` hears whether the store was cleared.
     Logout {
-        done: Sender<()>,
+        done: Sender<Result<(), StoreError>>,
     },
     Login {
         done: Sender<()>,
@@ -129,6 +130,10 @@ pub(crate) struct Driver<B, S> {
     /// Requests whose caller was gone when the session released them: cancelled right after the
     /// drain, never sent.
     abandoned: Vec<RequestId>,
+    /// True while a logout drains: its caller hears the result of the `ClearStore`.
+    logging_out: bool,
+    /// The result of the last `ClearStore` of a logout.
+    cleared: Option<Result<(), StoreError>>,
     /// Operation threads that have not reported yet.
     workers: usize,
     operation_timeout: Duration,
@@ -162,6 +167,8 @@ impl<B: Backend, S: TokenStore> Driver<B, S> {
             waiters: HashMap::new(),
             tickets: HashMap::new(),
             abandoned: Vec::new(),
+            logging_out: false,
+            cleared: None,
             workers: 0,
             operation_timeout,
             stopping: None,
@@ -281,9 +288,13 @@ impl<B: Backend, S: TokenStore> Driver<B, S> {
             }
             Msg::Logout { done } => {
                 info!("logout");
+                self.logging_out = true;
                 self.session.logout(now);
                 self.drain();
-                let _ = done.send(());
+                self.logging_out = false;
+                // auth-core emits `ClearStore` on every logout, also when already logged out
+                // (so a failed clear is retried); none would mean nothing was asked of the store.
+                let _ = done.send(self.cleared.take().unwrap_or(Ok(())));
                 return;
             }
             Msg::Login { done } => {
@@ -397,8 +408,17 @@ impl<B: Backend, S: TokenStore> Driver<B, S> {
             }
             Command::ClearStore => {
                 debug!("clear store");
-                if let Err(error) = self.shared.store.clear() {
-                    error!(%error, "could not clear the stored session");
+                let cleared = self.shared.store.clear();
+                if let Err(error) = &cleared {
+                    if self.logging_out {
+                        // The caller of `logout` hears it and decides.
+                        warn!(%error, "could not clear the stored session; the logout is not durable");
+                    } else {
+                        error!(%error, "could not clear the stored session; a restart may restore it");
+                    }
+                }
+                if self.logging_out {
+                    self.cleared = Some(cleared);
                 }
             }
             Command::Revoke { refresh_token } => {

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use crate::backend::Backend;
 use crate::clock::Clock;
 use crate::driver::{self, Driver, Msg, StateCell, Step, Ticket};
-use crate::store::{MemoryStore, TokenStore};
+use crate::store::{MemoryStore, StoreError, TokenStore};
 
 /// How much longer than the session's `queue_timeout` a caller waits by default: the session
 /// itself answers a waiting request by its queue deadline, so this only covers a driver that
@@ -45,8 +45,8 @@ pub struct Builder<B, S = MemoryStore> {
     wait: Option<Duration>,
 }
 
-/// Why a [`Call`] (or a handle's request) ended without a response to deliver.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+/// Why a [`Call`] (or a handle's request, or [`SessionHandle::logout`]) did not succeed.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
     /// The session refused or gave up on the request; the [`RequestError`] says what the caller
@@ -65,6 +65,13 @@ pub enum CallError {
     /// bug in the integration.
     #[error("the last attempt was not answered with Call::respond")]
     ResponseMissing,
+    /// From [`SessionHandle::logout`]: the session is logged out in this process, but the store
+    /// could not be cleared (read-only file system, permissions...), so a restart, or another
+    /// process sharing the store, may come back signed in with the stored tokens. Fix the cause
+    /// if you can and call `logout` again: it retries the clear. If it keeps failing, tell the
+    /// user that signing out could not be completed on this device.
+    #[error("logged out, but the stored session could not be cleared")]
+    LogoutNotDurable(#[source] StoreError),
 }
 
 /// One request's conversation with the session: the driver says when to send (with which
@@ -104,7 +111,7 @@ enum CallState {
     /// Waiting for the driver's next step.
     Waiting,
     /// The caller is sending attempt `attempt`; [`Call::respond`] answers it.
-    Sending { id: RequestId, attempt: u8 },
+    Sending { id: RequestId, attempt: u16 },
     /// An accepted response is held for the caller; the next [`Call::next_step`] hands it over.
     Accepted,
     /// Delivered, failed, timed out or stopped.
@@ -123,7 +130,7 @@ pub enum Next<T> {
 /// One send of a request: its number and the token to send it with.
 #[derive(Debug)]
 pub struct Attempt {
-    number: u8,
+    number: u16,
     token: Option<AccessToken>,
 }
 
@@ -194,11 +201,17 @@ impl SessionHandle {
         }
     }
 
-    /// The user logs out: waiting requests fail with `LoggedOut`, the store is cleared (done when
-    /// this returns), and nothing refreshes or logs in until [`SessionHandle::login`].
+    /// The user logs out: waiting requests fail with `LoggedOut`, the store is cleared, and
+    /// nothing refreshes or logs in until [`SessionHandle::login`].
+    ///
+    /// `Ok` means the logout is durable: the store no longer holds the session, so no restart
+    /// brings it back. If the store could not be cleared, this returns
+    /// [`CallError::LogoutNotDurable`]; the session in memory is logged out either way, and
+    /// calling `logout` again retries the clear.
     pub fn logout(&self) -> Result<(), CallError> {
         let (done, rx) = mpsc::channel();
-        self.ask(Msg::Logout { done }, &rx)
+        self.ask(Msg::Logout { done }, &rx)?
+            .map_err(CallError::LogoutNotDurable)
     }
 
     /// Asks for a silent login: after a logout, after `LoginRequired` once the user acted, or to
@@ -264,10 +277,11 @@ impl SessionHandle {
         }
     }
 
-    fn ask(&self, message: Msg, done: &Receiver<()>) -> Result<(), CallError> {
+    /// Sends `message` and waits (at most the handle's wait timeout) for its answer on `done`.
+    fn ask<R>(&self, message: Msg, done: &Receiver<R>) -> Result<R, CallError> {
         self.link.tx.send(message).map_err(|_| CallError::Stopped)?;
         match done.recv_timeout(self.wait) {
-            Ok(()) => Ok(()),
+            Ok(answer) => Ok(answer),
             Err(RecvTimeoutError::Timeout) => Err(CallError::TimedOut),
             Err(RecvTimeoutError::Disconnected) => Err(CallError::Stopped),
         }
@@ -444,7 +458,7 @@ impl<T> Drop for Call<T> {
 
 impl Attempt {
     /// 1 for the first send, 2 for the retry after a refresh, ...
-    pub fn number(&self) -> u8 {
+    pub fn number(&self) -> u16 {
         self.number
     }
 

@@ -102,7 +102,9 @@
 //! out (the request was cancelled), `Transport` when the HTTP client failed (delivered as is,
 //! never retried by the session), or `Stopped` after [`SessionHandle::shutdown`]. A 401 the
 //! session could not fix (retry budget spent, opted out, not replayable) is delivered as a normal
-//! response. See `docs/integration.md`.
+//! response. [`SessionHandle::logout`] returns `Ok` only once the store is cleared, so no
+//! restart signs the user back in; otherwise [`CallError::LogoutNotDurable`] (logged out in
+//! memory all the same; calling `logout` again retries the clear). See `docs/integration.md`.
 #![warn(missing_docs, unreachable_pub)]
 
 mod backend;

@@ -184,7 +184,10 @@ impl From<CallError> for Error {
         match error {
             CallError::Session(error) => Error::Session(error),
             CallError::TimedOut => Error::TimedOut,
-            CallError::Stopped | CallError::ResponseMissing => Error::Stopped,
+            // `LogoutNotDurable` comes from `logout` only, never from a request.
+            CallError::Stopped | CallError::ResponseMissing | CallError::LogoutNotDurable(_) => {
+                Error::Stopped
+            }
         }
     }
 }
