@@ -39,7 +39,7 @@ pub enum Msg {
         /// The request.
         id: RequestId,
         /// Which send it answers.
-        attempt: u8,
+        attempt: u16,
         /// The access token it carried.
         token: Option<u64>,
         /// A public endpoint, which answers without looking at tokens.
@@ -232,9 +232,9 @@ pub enum Action {
     /// The app cancels a request it waits for.
     Cancel(RequestId),
     /// The API's answer to a send arrives (the server judges the token now).
-    Deliver(RequestId, u8),
+    Deliver(RequestId, u16),
     /// Fault: the answer arrives and a copy of it stays in flight.
-    Duplicate(RequestId, u8),
+    Duplicate(RequestId, u16),
     /// The silent login succeeds.
     LoginOk(OpId),
     /// Fault: the silent login fails transiently.

@@ -20,4 +20,8 @@ pub enum Bug {
     ReleaseBeforePersist,
     /// Rejected requests are retried without a budget (caught by P5).
     RetryWithoutBudget,
+    /// The retry budget is checked against a send counter that saturates at 255, as a `u8`
+    /// counter did: with `max_retries: 255` the budget never runs out (caught by P5 in a world
+    /// with that config and an API that rejects every call).
+    SaturatingSendCounter,
 }

@@ -18,7 +18,7 @@ pub enum Command {
         /// The request.
         id: RequestId,
         /// 1 for the first send, 2 for the retry, ...; the response must carry it back.
-        attempt: u8,
+        attempt: u16,
         /// The bearer token; `None` for a public request.
         token: Option<AccessToken>,
         /// Which token set `token` belongs to; `None` for a public request.
@@ -39,7 +39,9 @@ pub enum Command {
     /// Store the new tokens durably. Queued requests are released right after this command, so a
     /// driver that can fail to persist must finish persisting before executing what follows.
     Persist(Persist),
-    /// Forget the stored session.
+    /// Forget the stored session. Emitted on every logout (a repeated one too, so a driver can
+    /// retry a clear that failed) and when a silent login fails for good (`LoginRequired`), so a
+    /// restart never comes back with tokens the session gave up on.
     ClearStore,
     /// Revoke the refresh token at the server (RFC 7009); emitted on logout when configured.
     Revoke {

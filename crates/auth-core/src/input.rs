@@ -144,7 +144,7 @@ pub enum Input {
         /// The request.
         id: RequestId,
         /// Which send this answers (1 for the first), so a duplicate of an old answer is ignored.
-        attempt: u8,
+        attempt: u16,
         /// How the answer was classified.
         verdict: Verdict,
     },

@@ -86,7 +86,7 @@ pub enum Violation {
         /// The request.
         id: RequestId,
         /// How many sends were seen.
-        sends: u8,
+        sends: u16,
     },
     /// P6: a 401 for an older generation started a refresh.
     #[error("P6: a 401 for an older generation of request {0:?} started a refresh")]
@@ -128,7 +128,7 @@ impl Violation {
 /// keep it in its states.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Monitor {
-    max_sends: u8,
+    max_sends: u16,
     operation_timeout: core::time::Duration,
     requests: BTreeMap<RequestId, Watched>,
     /// Operations started and not yet answered, with their deadlines.
@@ -146,7 +146,7 @@ pub struct Monitor {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Watched {
     auth: Auth,
-    sends: u8,
+    sends: u16,
     generation: Option<Generation>,
     completed: bool,
 }
@@ -161,7 +161,7 @@ impl Monitor {
     /// A monitor for a session built with `config`, holding `generation` (persisted) at `now`.
     pub fn with_config(config: &Config, generation: Option<Generation>, now: Instant) -> Self {
         Monitor {
-            max_sends: config.max_retries.saturating_add(1),
+            max_sends: u16::from(config.max_retries) + 1,
             operation_timeout: config.operation_timeout,
             requests: BTreeMap::new(),
             operations: BTreeMap::new(),

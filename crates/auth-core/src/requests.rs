@@ -20,7 +20,7 @@ const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
 pub(crate) struct Request {
     pub(crate) spec: RequestSpec,
     /// How many times it was sent so far.
-    pub(crate) sends: u8,
+    pub(crate) sends: u16,
     /// The session epoch (bumped by logout) it was submitted in.
     pub(crate) epoch: u32,
     pub(crate) place: Place,

@@ -195,7 +195,7 @@ impl Session {
     /// outstanding request completes it with [`Outcome::Deliver`] at once, in every state (a
     /// logout does not touch requests in flight). A driver can therefore hand an accepted response
     /// to its caller without waiting for the `Complete` command.
-    pub fn handle_response(&mut self, id: RequestId, attempt: u8, verdict: Verdict, now: Instant) {
+    pub fn handle_response(&mut self, id: RequestId, attempt: u16, verdict: Verdict, now: Instant) {
         self.advance(now);
         let Some(request) = self.requests.get(id) else {
             return;
@@ -229,6 +229,9 @@ impl Session {
             Err(LoginFailure::Fatal) => {
                 self.tokens = None;
                 self.attempts = 0;
+                // The stored tokens are dead (their refresh failed or there were none): a restart
+                // must not come back `Active` with them.
+                self.out.push_back(Command::ClearStore);
                 // State first, so a caller woken by its failure already sees why.
                 self.enter(SessionState::LoginRequired);
                 self.fail_queue(RequestError::LoginRequired);
@@ -261,9 +264,13 @@ impl Session {
 
     /// The user logs out (rule 6): waiting requests fail with `LoggedOut`, the store is cleared,
     /// the operation in flight is forgotten, and nothing logs in until [`Session::login`].
+    ///
+    /// Logging out again while logged out only emits [`Command::ClearStore`] again, so a driver
+    /// whose first clear failed (read-only disk) can retry it and report the result.
     pub fn logout(&mut self, now: Instant) {
         self.advance(now);
         if self.stage == SessionState::LoggedOut {
+            self.out.push_back(Command::ClearStore);
             return;
         }
         self.epoch = self.epoch.wrapping_add(1);
@@ -433,7 +440,11 @@ impl Session {
                     self.send(id);
                 } else if self.breaker_until.is_some() {
                     self.complete(id, Outcome::Fail(RequestError::CircuitOpen));
-                } else if self.enqueue(id) {
+                } else {
+                    // The reset starts even when this request cannot wait for it (only with
+                    // `max_queued: 0`, as nothing waits in these states): otherwise such a
+                    // session would never log in or refresh again.
+                    self.enqueue(id);
                     self.reset();
                 }
             }
@@ -446,8 +457,15 @@ impl Session {
             return;
         };
         let spec = request.spec;
+        // `sends` is a `u16` and at most `1 + u8::MAX`: it never saturates, so the budget check
+        // fires for every `max_retries` (a `u8` counter stuck at 255 never passed 255).
+        let sends = if self.has_bug(Bug::SaturatingSendCounter) {
+            request.sends.min(u16::from(u8::MAX))
+        } else {
+            request.sends
+        };
         let budget_spent =
-            request.sends > self.config.max_retries && !self.has_bug(Bug::RetryWithoutBudget);
+            sends > u16::from(self.config.max_retries) && !self.has_bug(Bug::RetryWithoutBudget);
         if spec.auth == Auth::Public {
             return self.complete(id, Outcome::Deliver);
         }
@@ -582,13 +600,17 @@ impl Session {
 
     /// Rule 5 and rule 14: back off and retry, give up, or open the circuit breaker.
     fn transient_failure(&mut self, kind: OpKind) {
+        // Retries already made, compared before counting this failure: the counters saturate,
+        // so with `max_operation_retries: u32::MAX` a comparison after the increment would
+        // never give up.
+        let retried = self.attempts;
         self.attempts = self.attempts.saturating_add(1);
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let breaker = self.config.max_refresh_failures;
         if breaker > 0 && self.consecutive_failures >= breaker {
             self.breaker_until = Some(self.now.saturating_add(self.config.breaker_cooldown));
             self.give_up(RequestError::CircuitOpen);
-        } else if self.attempts > self.config.max_operation_retries {
+        } else if retried >= self.config.max_operation_retries {
             self.give_up(RequestError::AuthUnavailable {
                 attempts: self.attempts,
             });
@@ -688,5 +710,54 @@ impl Session {
     pub fn with_bug(mut self, bug: Bug) -> Self {
         self.bug = Some(bug);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(session: &mut Session) -> Vec<Command> {
+        core::iter::from_fn(|| session.poll()).collect()
+    }
+
+    /// With the largest `max_operation_retries` (and the breaker off) the retries still run out.
+    /// Four billion real failures cannot be run here, so the failure counter is set just below
+    /// and at its saturation point; a check after a saturating increment never gave up.
+    #[test]
+    fn the_largest_operation_retry_budget_still_runs_out() {
+        let config = Config {
+            max_operation_retries: u32::MAX,
+            max_refresh_failures: 0,
+            ..Config::default()
+        };
+        let waiting = |failures_before: u32| {
+            let mut session = Session::new(config, Instant::ZERO);
+            let id = session.submit(RequestSpec::bearer(), Instant::ZERO);
+            drain(&mut session);
+            session.attempts = failures_before;
+            session.handle_timeout(Instant::ZERO.saturating_add(config.operation_timeout));
+            (session, id)
+        };
+        // u32::MAX - 1 failures so far: this one is retry number u32::MAX, still allowed.
+        let (mut session, _) = waiting(u32::MAX - 1);
+        assert!(session
+            .next_timer()
+            .is_some_and(|(timer, _)| timer == Timer::OperationBackoff));
+        assert!(!drain(&mut session)
+            .iter()
+            .any(|c| matches!(c, Command::Complete { .. })));
+        // u32::MAX failures so far (the counter's maximum): this one spends the budget.
+        let (mut session, id) = waiting(u32::MAX);
+        let commands = drain(&mut session);
+        assert!(
+            commands.contains(&Command::Complete {
+                id,
+                outcome: Outcome::Fail(RequestError::AuthUnavailable { attempts: u32::MAX }),
+            }),
+            "{commands:?}"
+        );
+        assert_eq!(session.state(), SessionState::Anonymous);
+        assert_eq!(session.next_timer(), None);
     }
 }

@@ -22,7 +22,7 @@ fn persist(generation: u64) -> Command {
     })
 }
 
-fn send(id: u64, attempt: u8, generation: Option<u64>) -> Command {
+fn send(id: u64, attempt: u16, generation: Option<u64>) -> Command {
     Command::Send {
         id: RequestId(id),
         attempt,
@@ -45,7 +45,7 @@ fn refresh(op: u64) -> Command {
     }
 }
 
-fn rejected(id: u64, attempt: u8) -> Input {
+fn rejected(id: u64, attempt: u16) -> Input {
     Input::Response {
         id: RequestId(id),
         attempt,
@@ -189,6 +189,35 @@ fn p5_too_many_sends_are_reported() {
     assert!(m.is_clean());
     m.on_command(&send(1, 3, Some(1)));
     assert_eq!(properties(&m), [Property::P5BoundedRetries]);
+}
+
+/// The budget is counted past 255 sends: with the largest budgets the 256th and 257th sends are
+/// judged like the 3rd is with the default one (a `u8` counter saturated and never told them
+/// apart).
+#[test]
+fn p5_is_judged_at_the_largest_retry_budgets() {
+    for max_retries in [254u8, 255] {
+        let config = Config {
+            max_retries,
+            ..Config::default()
+        };
+        let mut m = Monitor::with_config(&config, Some(Generation(1)), T0);
+        m.on_submit(RequestId(1), &RequestSpec::bearer());
+        let allowed = u16::from(max_retries) + 1;
+        for attempt in 1..=allowed {
+            m.on_command(&send(1, attempt, Some(1)));
+        }
+        assert!(m.is_clean(), "{max_retries}: {:?}", m.violations());
+        m.on_command(&send(1, allowed + 1, Some(1)));
+        assert_eq!(
+            m.violations(),
+            [auth_core::Violation::TooManySends {
+                id: RequestId(1),
+                sends: allowed + 1
+            }],
+            "max_retries {max_retries}"
+        );
+    }
 }
 
 #[test]

@@ -7,7 +7,8 @@ use core::time::Duration;
 
 use auth_core::sim::{FakeServer, Fault, NetFault, Sim};
 use auth_core::{
-    Config, Input, Outcome, RequestError, RequestId, RequestSpec, SessionState, Snapshot,
+    Command, Config, Generation, Input, Outcome, RequestError, RequestId, RequestSpec,
+    SessionState, Snapshot,
 };
 
 /// A session that logged in once, with `config`, then went quiet.
@@ -39,6 +40,37 @@ fn assert_clean(sim: &mut Sim) {
 
 fn failed(error: RequestError) -> Option<Outcome> {
     Some(Outcome::Fail(error))
+}
+
+/// The `Send`s of request `id` so far, as (attempt, generation).
+fn sends_of(sim: &Sim, id: RequestId) -> Vec<(u16, Option<Generation>)> {
+    sim.commands()
+        .iter()
+        .filter_map(|command| match command {
+            Command::Send {
+                id: sent,
+                attempt,
+                generation,
+                ..
+            } if *sent == id => Some((*attempt, *generation)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A long transcript with its middle left out: the first and the last `keep` lines.
+fn elided(transcript: &str, keep: usize) -> String {
+    let lines: Vec<&str> = transcript.lines().collect();
+    if lines.len() <= 2 * keep {
+        return transcript.to_owned();
+    }
+    let (head, tail) = (&lines[..keep], &lines[lines.len() - keep..]);
+    format!(
+        "{}\n        | ... {} lines left out ...\n{}\n",
+        head.join("\n"),
+        lines.len() - 2 * keep,
+        tail.join("\n")
+    )
 }
 
 #[test]
@@ -138,6 +170,51 @@ fn late_401_for_an_old_generation_is_resent_without_a_refresh() {
     insta::assert_snapshot!(sim.transcript());
 }
 
+/// Rule 2 only resends at once when the newer token is still good: when the newer token was
+/// rejected too and its refresh gave up (tokens kept, marked stale), a late 401 for the older
+/// generation refreshes first instead of resending with a token known to be bad.
+#[test]
+fn late_401_while_the_newer_token_is_stale_refreshes_before_resending() {
+    let config = Config {
+        max_operation_retries: 0,
+        ..Config::default()
+    };
+    let mut sim = logged_in(config);
+    sim.server.expire_access_tokens(sim.now());
+    let first = sim.submit(RequestSpec::bearer());
+    sim.fault_next_response(NetFault::Delay(Duration::from_millis(500)));
+    let slow = sim.submit(RequestSpec::bearer());
+    // The first 401 refreshes to generation 2; the slow one is still on its way.
+    sim.advance(Duration::from_millis(100));
+    assert_eq!(sim.outcome(first), Some(Outcome::Deliver));
+    assert_eq!(sim.session().generation(), Some(Generation(2)));
+    // Generation 2 dies too, and its refresh fails and gives up: generation 2 is stale.
+    sim.server.expire_access_tokens(sim.now());
+    sim.server.fail_next_refresh(Fault::ServerError);
+    let unlucky = sim.submit(RequestSpec::bearer());
+    sim.advance(Duration::from_millis(100));
+    assert_eq!(
+        sim.outcome(unlucky),
+        failed(RequestError::AuthUnavailable { attempts: 1 })
+    );
+    assert_eq!(sim.session().state(), SessionState::Active);
+    // Now the late 401 for generation 1 arrives.
+    sim.drive();
+    assert_eq!(sim.outcome(slow), Some(Outcome::Deliver));
+    assert_eq!(
+        sends_of(&sim, slow),
+        [(1, Some(Generation(1))), (2, Some(Generation(3)))],
+        "resent with the refreshed token, not with the stale generation 2"
+    );
+    assert_eq!(sim.server.refreshes, 3);
+    assert_eq!(
+        sim.server.rejections, 3,
+        "first, unlucky and the slow one's first send"
+    );
+    assert_clean(&mut sim);
+    insta::assert_snapshot!(sim.transcript());
+}
+
 #[test]
 fn refresh_invalid_grant_falls_back_to_silent_login_and_releases_the_queue() {
     let mut sim = logged_in(Config::default());
@@ -181,6 +258,43 @@ fn fatal_silent_login_requires_login_fails_the_queue_and_later_submits_fail_fast
     let after = sim.submit(RequestSpec::bearer());
     sim.drive();
     assert_eq!(sim.outcome(after), Some(Outcome::Deliver));
+    assert_clean(&mut sim);
+    insta::assert_snapshot!(sim.transcript());
+}
+
+/// Item: a dead session is not left in the store. After `invalid_grant` and a fatal silent
+/// login, a restart must not come back `Active` with the dead tokens (and refresh, get
+/// `invalid_grant`, log in and fail again).
+#[test]
+fn dead_session_is_cleared_from_the_store_when_login_is_required() {
+    let mut sim = logged_in(Config::default());
+    assert!(sim.store.is_some());
+    sim.server.expire_access_tokens(sim.now());
+    sim.server.revoke_refresh_token();
+    sim.server.fail_next_login(Fault::Fatal);
+    let id = sim.submit(RequestSpec::bearer());
+    sim.drive();
+    assert_eq!(sim.outcome(id), failed(RequestError::LoginRequired));
+    assert_eq!(sim.server.invalid_grants, 1);
+    assert_eq!(sim.session().state(), SessionState::LoginRequired);
+    assert!(sim.store.is_none(), "the dead tokens were cleared");
+    assert_clean(&mut sim);
+
+    sim.restart();
+    assert_eq!(
+        sim.session().state(),
+        SessionState::Anonymous,
+        "a restart does not bring the dead session back"
+    );
+    let refreshes = sim.server.refreshes;
+    let after = sim.submit(RequestSpec::bearer());
+    sim.drive();
+    assert_eq!(sim.outcome(after), Some(Outcome::Deliver));
+    assert_eq!(
+        sim.server.refreshes, refreshes,
+        "no refresh with the dead token"
+    );
+    assert_eq!(sim.server.invalid_grants, 1);
     assert_clean(&mut sim);
     insta::assert_snapshot!(sim.transcript());
 }
@@ -249,6 +363,36 @@ fn circuit_breaker_opens_after_repeated_failures_and_closes_after_the_cool_down(
     insta::assert_snapshot!(sim.transcript());
 }
 
+/// `max_refresh_failures: 0` turns the breaker off: failures only ever spend the retry budget.
+#[test]
+fn zero_max_refresh_failures_never_opens_the_circuit_breaker() {
+    let config = Config {
+        max_refresh_failures: 0,
+        max_operation_retries: 2,
+        ..Config::default()
+    };
+    let mut sim = logged_in(config);
+    sim.server.expire_access_tokens(sim.now());
+    for _ in 0..9 {
+        sim.server.fail_next_refresh(Fault::ServerError);
+    }
+    for _ in 0..3 {
+        let id = sim.submit(RequestSpec::bearer());
+        sim.drive();
+        assert_eq!(
+            sim.outcome(id),
+            failed(RequestError::AuthUnavailable { attempts: 3 })
+        );
+        assert!(!sim.session().is_circuit_open());
+    }
+    assert_eq!(sim.server.refreshes, 9, "every failure was a real try");
+    let id = sim.submit(RequestSpec::bearer());
+    sim.drive();
+    assert_eq!(sim.outcome(id), Some(Outcome::Deliver));
+    assert_clean(&mut sim);
+    insta::assert_snapshot!(sim.transcript());
+}
+
 #[test]
 fn logout_during_refresh_fails_the_queue_ignores_the_late_result_and_never_refreshes_again() {
     let mut sim = logged_in(Config::default());
@@ -273,6 +417,56 @@ fn logout_during_refresh_fails_the_queue_ignores_the_late_result_and_never_refre
     assert_eq!(sim.outcome(after), failed(RequestError::LoggedOut));
     assert_eq!(sim.server.refreshes, 1);
     assert_eq!(sim.session().state(), SessionState::LoggedOut);
+    assert_clean(&mut sim);
+    insta::assert_snapshot!(sim.transcript());
+}
+
+/// A driver whose clear failed (read-only disk) retries it by logging out again: the core
+/// emits `ClearStore` for a repeated logout too, and nothing else.
+#[test]
+fn logging_out_again_clears_the_store_again() {
+    let mut sim = logged_in(Config::default());
+    let kept = sim.store.clone();
+    sim.input(Input::Logout);
+    assert!(sim.store.is_none());
+    // The clear did not take: the store still holds the session.
+    sim.store = kept;
+    let before = sim.commands().len();
+    sim.input(Input::Logout);
+    assert_eq!(&sim.commands()[before..], [Command::ClearStore]);
+    assert!(sim.store.is_none(), "cleared by the repeated logout");
+    assert_eq!(sim.session().state(), SessionState::LoggedOut);
+    sim.drive();
+    assert_clean(&mut sim);
+    insta::assert_snapshot!(sim.transcript());
+}
+
+/// Found by drawing `max_queued` from its whole range: with `max_queued: 0` nothing may wait,
+/// so a request that needs a login or refresh fails with `QueueFull`, but the login or refresh
+/// still starts, so the next request goes out (the session used to stay without tokens forever).
+#[test]
+fn zero_max_queued_fails_waiting_requests_fast_and_still_logs_in() {
+    let config = Config {
+        max_queued: 0,
+        ..Config::default()
+    };
+    let mut sim = Sim::new(config);
+    let first = sim.submit(RequestSpec::bearer());
+    assert_eq!(sim.outcome(first), failed(RequestError::QueueFull));
+    assert_eq!(sim.session().state(), SessionState::LoggingIn);
+    sim.drive();
+    let second = sim.submit(RequestSpec::bearer());
+    sim.drive();
+    assert_eq!(sim.outcome(second), Some(Outcome::Deliver));
+    // The token dies: the 401 cannot wait for the refresh, the refresh still happens.
+    sim.server.expire_access_tokens(sim.now());
+    let rejected = sim.submit(RequestSpec::bearer());
+    sim.drive();
+    assert_eq!(sim.outcome(rejected), failed(RequestError::QueueFull));
+    let third = sim.submit(RequestSpec::bearer());
+    sim.drive();
+    assert_eq!(sim.outcome(third), Some(Outcome::Deliver));
+    assert_eq!((sim.server.logins, sim.server.refreshes), (1, 1));
     assert_clean(&mut sim);
     insta::assert_snapshot!(sim.transcript());
 }
@@ -330,6 +524,58 @@ fn spent_retry_budget_delivers_the_401_without_a_loop() {
     assert_eq!(sim.server.refreshes, 1);
     assert_clean(&mut sim);
     insta::assert_snapshot!(sim.transcript());
+}
+
+/// The largest budget ends too: the 256th send's 401 is delivered (a `u8` send counter stuck at
+/// 255 never spent a budget of 255 and sent the request forever).
+#[test]
+fn retry_budget_of_255_sends_256_times_then_delivers_the_401() {
+    let config = Config {
+        max_retries: 255,
+        ..Config::default()
+    };
+    let mut sim = Sim::new(config);
+    sim.server.reject_every_call(true);
+    let id = sim.submit(RequestSpec::bearer());
+    // About five steps per send; a request that is never given up runs out of this budget.
+    sim.drive_bounded(10_000)
+        .expect("the retry budget ends the request");
+    assert_eq!(
+        sim.outcome(id),
+        Some(Outcome::Deliver),
+        "the last 401 is delivered as is"
+    );
+    let sends = sends_of(&sim, id);
+    assert_eq!(sends.len(), 256, "sent 1 + max_retries times");
+    assert_eq!(sends.last(), Some(&(256, Some(Generation(256)))));
+    assert_eq!(sim.server.rejections, 256);
+    assert_eq!(sim.server.logins, 1);
+    assert_eq!(sim.server.refreshes, 255, "one refresh per retry");
+    assert_clean(&mut sim);
+    insta::assert_snapshot!(elided(&sim.transcript(), 24));
+}
+
+/// Every budget from 0 to 255 is spent exactly: 1 + max_retries sends, then the 401.
+#[test]
+fn every_retry_budget_sends_exactly_one_plus_max_retries_times() {
+    for max_retries in 0..=u8::MAX {
+        let config = Config {
+            max_retries,
+            ..Config::default()
+        };
+        let mut sim = Sim::new(config);
+        sim.server.reject_every_call(true);
+        let id = sim.submit(RequestSpec::bearer());
+        let steps = sim.drive_bounded(10_000);
+        assert!(steps.is_ok(), "max_retries {max_retries}: {steps:?}");
+        assert_eq!(sim.outcome(id), Some(Outcome::Deliver), "{max_retries}");
+        assert_eq!(
+            sends_of(&sim, id).len(),
+            usize::from(max_retries) + 1,
+            "max_retries {max_retries}"
+        );
+        assert_clean(&mut sim);
+    }
 }
 
 #[test]

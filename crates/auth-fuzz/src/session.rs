@@ -145,7 +145,7 @@ pub enum Forged {
         /// Which outstanding request.
         request: u16,
         /// The attempt it claims to answer.
-        attempt: u8,
+        attempt: u16,
         /// 401 or not.
         rejected: bool,
     },
@@ -154,7 +154,7 @@ pub enum Forged {
         /// The id.
         id: u8,
         /// The attempt it claims to answer.
-        attempt: u8,
+        attempt: u16,
         /// 401 or not.
         rejected: bool,
     },

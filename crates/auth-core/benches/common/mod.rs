@@ -29,7 +29,7 @@ pub(crate) fn active() -> Session {
 
 /// Drains the commands, returning the attempt of the last `Send` and the op of the last
 /// `Refresh` seen.
-pub(crate) fn drain(session: &mut Session) -> (u8, Option<OpId>) {
+pub(crate) fn drain(session: &mut Session) -> (u16, Option<OpId>) {
     let mut attempt = 0;
     let mut op = None;
     while let Some(command) = session.poll() {

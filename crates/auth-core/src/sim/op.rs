@@ -31,6 +31,9 @@ pub enum Op {
     FailNextRefresh(Fault),
     /// The next API response is lost, duplicated or delayed.
     FaultNextResponse(NetFault),
+    /// The API starts (`true`) or stops (`false`) answering every protected call 401
+    /// ([`crate::sim::FakeServer::reject_every_call`]); settling does not stop it.
+    RejectEveryCall(bool),
     /// The process restarts from the store.
     Restart,
 }
@@ -62,6 +65,7 @@ impl Sim {
             Op::FailNextLogin(fault) => self.server.fail_next_login(fault),
             Op::FailNextRefresh(fault) => self.server.fail_next_refresh(fault),
             Op::FaultNextResponse(fault) => self.fault_next_response(fault),
+            Op::RejectEveryCall(reject) => self.server.reject_every_call(reject),
             Op::Restart => self.restart(),
         }
     }

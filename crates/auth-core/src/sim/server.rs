@@ -62,6 +62,7 @@ pub struct FakeServer {
     /// Live access tokens and when each expires.
     access: BTreeMap<String, Instant>,
     live_refresh: Option<String>,
+    reject_all: bool,
     scope_denials: u32,
     login_faults: VecDeque<Fault>,
     refresh_faults: VecDeque<Fault>,
@@ -93,6 +94,7 @@ impl FakeServer {
             issued: 0,
             access: BTreeMap::new(),
             live_refresh: None,
+            reject_all: false,
             scope_denials: 0,
             login_faults: VecDeque::new(),
             refresh_faults: VecDeque::new(),
@@ -115,7 +117,8 @@ impl FakeServer {
         self.refresh_faults.push_back(fault);
     }
 
-    /// Drops every queued fault: from now on the server behaves.
+    /// Drops every queued fault: from now on the server behaves (except that an API set to
+    /// [`FakeServer::reject_every_call`] keeps rejecting).
     pub fn clear_faults(&mut self) {
         self.login_faults.clear();
         self.refresh_faults.clear();
@@ -132,6 +135,15 @@ impl FakeServer {
     /// The live refresh token dies (revoked server-side, or rotated by another client).
     pub fn revoke_refresh_token(&mut self) {
         self.live_refresh = None;
+    }
+
+    /// From now on (`true`) or no longer (`false`) the API answers every protected call 401
+    /// `invalid_token`, whatever the token: a misconfigured API, or a validator whose keys never
+    /// match. Logins and refreshes still succeed, so only the retry budget ends a request.
+    /// [`FakeServer::clear_faults`] leaves it as it is: a session must settle against such an
+    /// API too.
+    pub fn reject_every_call(&mut self, reject: bool) {
+        self.reject_all = reject;
     }
 
     /// Exchanges a one-time platform code for tokens.
@@ -210,9 +222,10 @@ impl FakeServer {
     /// Answers a protected API call with a status and `WWW-Authenticate` header, which the
     /// simulator classifies with [`Verdict::classify`] as a driver would.
     pub fn api(&mut self, token: Option<&AccessToken>, now: Instant) -> ApiResponse {
-        let valid = token
-            .and_then(|t| self.access.get(t.expose_secret()))
-            .is_some_and(|expiry| now < *expiry);
+        let valid = !self.reject_all
+            && token
+                .and_then(|t| self.access.get(t.expose_secret()))
+                .is_some_and(|expiry| now < *expiry);
         if !valid {
             self.rejections += 1;
             return ApiResponse {
