@@ -1,6 +1,8 @@
 //! Which requests belong to the API ([`Scope`]), what the session should know of each one
 //! ([`Scope::spec`]), and per-request options.
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use auth_core::RequestSpec;
 use http::Uri;
 
@@ -14,7 +16,14 @@ use http::Uri;
 /// - Every other request to the API's origin carries the bearer token.
 ///
 /// A URI with no scheme and authority (relative, as in-process services see them) belongs to
-/// the API's origin.
+/// the API's origin, unless its path starts with two slashes (`//evil.example/x`, or `/\` which
+/// URL parsers read the same way): that is a protocol-relative reference to another host, so it
+/// is foreign.
+///
+/// The API's origin must be `https`, or plain `http` on a loopback host (`localhost`,
+/// `127.0.0.0/8`, `[::1]`): [`Scope::new`] refuses anything else, because every bearer request
+/// would put the token on the network in clear text. [`Scope::allow_insecure_http`] opts in by
+/// name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scope {
     scheme: String,
@@ -41,6 +50,17 @@ pub enum ScopeError {
     /// The API's base URL is not an absolute `http` or `https` URL with a host.
     #[error("the API origin must be an absolute http(s) URL with a host: {0}")]
     InvalidOrigin(String),
+    /// The API's origin is plain `http` on a host that is not loopback: every bearer request
+    /// would send the token over the network in clear text. Use `https`, or build the scope with
+    /// [`Scope::allow_insecure_http`] if the network path is trusted.
+    #[error(
+        "the API origin http://{host} is neither https nor loopback: tokens would travel in clear \
+         text (use https, or Scope::allow_insecure_http to opt in)"
+    )]
+    InsecureHttp {
+        /// The origin's host (lowercase).
+        host: String,
+    },
 }
 
 /// Options a request can carry (in its `http::Request` extensions for tower, per call for the
@@ -61,9 +81,20 @@ impl RequestOptions {
 }
 
 impl Scope {
-    /// The API at `origin` (`http://127.0.0.1:8080`, `https://api.example.com`); a path in it is
-    /// ignored.
+    /// The API at `origin` (`https://api.example.com`, `http://127.0.0.1:8080`); a path in it is
+    /// ignored. A plain `http` origin must be loopback ([`ScopeError::InsecureHttp`] otherwise).
     pub fn new(origin: &str) -> Result<Self, ScopeError> {
+        let scope = Scope::allow_insecure_http(origin)?;
+        if scope.scheme == "http" && !is_loopback(&scope.host) {
+            return Err(ScopeError::InsecureHttp { host: scope.host });
+        }
+        Ok(scope)
+    }
+
+    /// Like [`Scope::new`], but also accepts a plain `http` origin that is not loopback
+    /// (`http://api.intranet:8080`). The bearer token then crosses the network unencrypted:
+    /// only for a network path you trust (a lab, a sidecar that adds TLS).
+    pub fn allow_insecure_http(origin: &str) -> Result<Self, ScopeError> {
         let invalid = || ScopeError::InvalidOrigin(origin.to_owned());
         let uri: Uri = origin.parse().map_err(|_| invalid())?;
         let scheme = uri.scheme_str().ok_or_else(invalid)?.to_ascii_lowercase();
@@ -98,6 +129,9 @@ impl Scope {
     /// Where a request to `uri` goes.
     pub fn target(&self, uri: &Uri) -> Target {
         match (uri.scheme_str(), uri.host()) {
+            // `//host/x` has no scheme, so `http::Uri` sees a path, but every URL resolver reads
+            // it as another host: never the API's.
+            (None, None) if is_protocol_relative(uri.path()) => Target::Foreign,
             (None, None) => self.path_target(uri.path()),
             (Some(scheme), Some(host)) => {
                 let scheme = scheme.to_ascii_lowercase();
@@ -152,6 +186,36 @@ impl Scope {
     }
 }
 
+/// A relative reference that starts with two slashes (either kind: WHATWG URL parsers read `\`
+/// as `/` in http(s) URLs) names a host, not a path.
+fn is_protocol_relative(path: &str) -> bool {
+    let slash = |b: &u8| matches!(b, b'/' | b'\\');
+    path.as_bytes()
+        .get(..2)
+        .is_some_and(|start| start.iter().all(slash))
+}
+
+/// `localhost` or a loopback IP literal (`127.0.0.0/8`, `[::1]`, `[::ffff:127.x.y.z]`): traffic
+/// that never leaves the machine. Other names are not trusted to resolve to loopback.
+fn is_loopback(host: &str) -> bool {
+    if host == "localhost" {
+        return true;
+    }
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(host);
+    match literal.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(IpAddr::V6(ip)) => ip.is_loopback() || mapped_loopback(ip),
+        Err(_) => false,
+    }
+}
+
+fn mapped_loopback(ip: Ipv6Addr) -> bool {
+    ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+}
+
 fn default_port(scheme: &str) -> Option<u16> {
     match scheme {
         "http" => Some(80),
@@ -190,6 +254,55 @@ mod tests {
         assert_eq!(target("http://127.0.0.1:8080/health"), Target::Public);
         assert_eq!(target("/api/me"), Target::Bearer);
         assert_eq!(target("/public/x"), Target::Public);
+        assert_eq!(target("/api//me"), Target::Bearer);
+    }
+
+    #[test]
+    fn protocol_relative_targets_are_foreign() {
+        for uri in [
+            "//evil.example/x",
+            "//127.0.0.1:8080/api/me",
+            "///api/me",
+            "/\\evil.example/x",
+        ] {
+            assert_eq!(target(uri), Target::Foreign, "{uri}");
+        }
+    }
+
+    #[test]
+    fn plain_http_origins_must_be_loopback_unless_allowed_by_name() {
+        for origin in [
+            "http://127.0.0.1:8080",
+            "http://127.8.9.10",
+            "http://localhost:3000",
+            "HTTP://LOCALHOST",
+            "http://[::1]:8080",
+            "http://[::ffff:127.0.0.1]:8080",
+            "https://api.example.com",
+            "https://10.0.0.1",
+        ] {
+            assert!(Scope::new(origin).is_ok(), "{origin}");
+        }
+        for (origin, host) in [
+            ("http://api.example.com", "api.example.com"),
+            ("http://10.0.0.1:8080", "10.0.0.1"),
+            ("http://[::2]", "[::2]"),
+            ("http://localhost.evil.example", "localhost.evil.example"),
+            ("http://127.0.0.1.nip.io", "127.0.0.1.nip.io"),
+            ("http://0.0.0.0:8080", "0.0.0.0"),
+        ] {
+            assert_eq!(
+                Scope::new(origin),
+                Err(ScopeError::InsecureHttp {
+                    host: host.to_owned()
+                }),
+                "{origin}"
+            );
+            let allowed = Scope::allow_insecure_http(origin).unwrap();
+            let uri = format!("{origin}/api/me").parse().unwrap();
+            assert_eq!(allowed.target(&uri), Target::Bearer, "{origin}");
+        }
+        assert!(Scope::allow_insecure_http("ftp://x").is_err());
     }
 
     #[test]
