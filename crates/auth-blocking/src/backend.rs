@@ -9,8 +9,11 @@ pub use auth_http::{BoxError, LoginError, RefreshError};
 ///
 /// The driver runs each call on a thread of its own, at most one login or refresh at a time
 /// (single flight), and gives it `Config::operation_timeout`: a call that takes longer counts as
-/// a transient failure and its late result is ignored. Bound your HTTP calls by about that much
-/// (e.g. ureq's `timeout_global`) so a hung server does not keep threads around.
+/// a transient failure and its late result is ignored. The driver stops waiting at that deadline
+/// whatever the call does, so a hung call never holds up the session, its shutdown or the
+/// store's refresh lock (released at the deadline). A call cannot be interrupted, though: its
+/// thread lingers until it returns, so bound your HTTP calls by about that much too (e.g.
+/// ureq's `timeout_global`).
 ///
 /// For a token endpoint answer, `From<TokenResponseError>` classifies the failure with
 /// auth-core's rules; [`crate::ureq::TokenEndpoint`] does the whole exchange.

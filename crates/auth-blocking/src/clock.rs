@@ -34,6 +34,13 @@ impl Clock {
             .min(far)
             .saturating_sub(self.epoch.elapsed())
     }
+
+    /// The core's `at` as a `std` instant, for threads that wait without the core; `None` for a
+    /// deadline too far away to represent (a saturated timeout: never).
+    pub(crate) fn instant(&self, at: Instant) -> Option<std::time::Instant> {
+        self.epoch
+            .checked_add(Duration::from_millis(at.as_millis()))
+    }
 }
 
 /// Wall-clock now, for [`auth_core::Persist::snapshot`] and [`auth_core::Session::restore`].

@@ -10,6 +10,11 @@
 //! first and, when another process already rotated the refresh token, hands back the stored
 //! tokens instead of calling the server. The lock travels back with the result and is dropped
 //! only after the drain that persists the new tokens.
+//!
+//! Every backend call (login, refresh, revoke) runs on a thread of its own, and the operation
+//! thread waits for it only until the operation's deadline ([`bounded`]): whatever the HTTP
+//! agent does, the operation ends by its deadline and the refresh lock is released then, while
+//! a hung call goes on alone and its late answer is dropped.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -93,7 +98,8 @@ pub(crate) enum OpDone {
         /// Held until the drain after this result has persisted the tokens.
         lock: Option<StoreLock>,
     },
-    /// Revocations, and threads that ended without a result (a panicking backend).
+    /// Revocations, and threads that ended without a result (a panicking backend, a call still
+    /// running at its deadline).
     Nothing,
 }
 
@@ -381,20 +387,33 @@ impl<B: Backend, S: TokenStore> Driver<B, S> {
             Command::Login { op } => {
                 info!(op = op.0, "silent login");
                 let shared = Arc::clone(&self.shared);
+                let deadline = self.operation_deadline();
                 self.spawn("login", op, move || {
-                    let result = shared.backend.login().map_err(|error| {
-                        warn!(op = op.0, %error, "silent login failed");
-                        error.failure()
-                    });
-                    OpDone::Login(op, result)
+                    match bounded("login", deadline, move || shared.backend.login()) {
+                        Bounded::Done(result) => OpDone::Login(
+                            op,
+                            result.map_err(|error| {
+                                warn!(op = op.0, %error, "silent login failed");
+                                error.failure()
+                            }),
+                        ),
+                        Bounded::Late => {
+                            warn!(
+                                op = op.0,
+                                "silent login still running at its deadline; ignored"
+                            );
+                            OpDone::Nothing
+                        }
+                        Bounded::Lost => OpDone::Nothing,
+                    }
                 });
             }
             Command::Refresh { op, refresh_token } => {
                 info!(op = op.0, "refresh");
                 let shared = Arc::clone(&self.shared);
-                let wait = self.operation_timeout;
+                let deadline = self.operation_deadline();
                 self.spawn("refresh", op, move || {
-                    refresh(&shared, op, &refresh_token, wait)
+                    refresh(&shared, op, refresh_token, deadline)
                 });
             }
             Command::Persist(persist) => {
@@ -424,8 +443,12 @@ impl<B: Backend, S: TokenStore> Driver<B, S> {
             Command::Revoke { refresh_token } => {
                 debug!("revoke refresh token");
                 let shared = Arc::clone(&self.shared);
+                let deadline = self.operation_deadline();
                 self.spawn("revoke", OpId(0), move || {
-                    shared.backend.revoke(&refresh_token);
+                    let call = move || shared.backend.revoke(&refresh_token);
+                    if let Bounded::Late = bounded("revoke", deadline, call) {
+                        warn!("revocation still running after the operation timeout; left alone");
+                    }
                     OpDone::Nothing
                 });
             }
@@ -471,6 +494,13 @@ impl<B: Backend, S: TokenStore> Driver<B, S> {
         }
     }
 
+    /// When the login or refresh the session just started times out: auth-core's operation
+    /// deadline, `operation_timeout` after the input that started it (`None`: never).
+    fn operation_deadline(&self) -> Option<std::time::Instant> {
+        let at = self.session.now().saturating_add(self.operation_timeout);
+        self.clock.instant(at)
+    }
+
     /// Forgets the caller of `id` (completed, cancelled, or gone).
     fn forget(&mut self, id: RequestId) -> Option<Waiter> {
         let waiter = self.waiters.remove(&id)?;
@@ -481,12 +511,17 @@ impl<B: Backend, S: TokenStore> Driver<B, S> {
 
 /// The refresh with cross-process single flight: under the store's lock, re-read the store; if
 /// another holder already rotated the refresh token, its tokens are the result, else refresh.
+/// Everything ends by `deadline`, the lock released with it: waiting for the lock, and the
+/// backend's call, however long that hangs.
 fn refresh<B: Backend, S: TokenStore>(
-    shared: &Shared<B, S>,
+    shared: &Arc<Shared<B, S>>,
     op: OpId,
-    refresh_token: &RefreshToken,
-    wait: Duration,
+    refresh_token: RefreshToken,
+    deadline: Option<std::time::Instant>,
 ) -> OpDone {
+    let wait = deadline.map_or(Duration::MAX, |deadline| {
+        deadline.saturating_duration_since(std::time::Instant::now())
+    });
     let lock = match shared.store.refresh_lock(wait) {
         Ok(lock) => lock,
         Err(error @ StoreError::LockTimeout { .. }) => {
@@ -504,7 +539,7 @@ fn refresh<B: Backend, S: TokenStore>(
     };
     if lock.is_some() {
         match shared.store.load() {
-            Ok(Some(stored)) if auth_store::rotated_elsewhere(&stored, refresh_token) => {
+            Ok(Some(stored)) if auth_store::rotated_elsewhere(&stored, &refresh_token) => {
                 info!("the stored refresh token is newer: another process refreshed; using it");
                 return OpDone::Refresh {
                     op,
@@ -516,11 +551,80 @@ fn refresh<B: Backend, S: TokenStore>(
             Err(error) => warn!(%error, "stored session unreadable; refreshing"),
         }
     }
-    let result = shared.backend.refresh(refresh_token).map_err(|error| {
-        warn!(op = op.0, %error, "refresh failed");
-        error.failure()
-    });
-    OpDone::Refresh { op, result, lock }
+    let call = {
+        let shared = Arc::clone(shared);
+        move || shared.backend.refresh(&refresh_token)
+    };
+    match bounded("refresh", deadline, call) {
+        Bounded::Done(result) => {
+            let result = result.map_err(|error| {
+                warn!(op = op.0, %error, "refresh failed");
+                error.failure()
+            });
+            OpDone::Refresh { op, result, lock }
+        }
+        Bounded::Late => {
+            drop(lock);
+            warn!(
+                op = op.0,
+                "refresh still running at its deadline; lock released, its answer will be ignored"
+            );
+            OpDone::Nothing
+        }
+        Bounded::Lost => OpDone::Nothing,
+    }
+}
+
+/// How a backend call bounded by its operation's deadline ended.
+enum Bounded<R> {
+    /// It returned in time.
+    Done(R),
+    /// The deadline came first (or had already passed: then the call was not made). A call
+    /// under way goes on alone; its answer is dropped.
+    Late,
+    /// It panicked, or its thread could not start.
+    Lost,
+}
+
+/// Runs a backend `call` on a thread of its own, in the current tracing context, and waits for
+/// it until `deadline` (`None`: no deadline). So whatever the app's HTTP client does (ureq
+/// without a timeout waits forever for a server that never answers), the operation ends by its
+/// deadline; the thread of a hung call lingers until the client gives up.
+fn bounded<R: Send + 'static>(
+    name: &str,
+    deadline: Option<std::time::Instant>,
+    call: impl FnOnce() -> R + Send + 'static,
+) -> Bounded<R> {
+    let left =
+        deadline.map(|deadline| deadline.saturating_duration_since(std::time::Instant::now()));
+    if left == Some(Duration::ZERO) {
+        // Its answer would be ignored; a refresh would spend a rotating token for nothing.
+        return Bounded::Late;
+    }
+    let (tx, rx) = mpsc::sync_channel(1);
+    let dispatch = tracing::dispatcher::get_default(Dispatch::clone);
+    let span = Span::current();
+    let spawned = thread::Builder::new()
+        .name(format!("seamless-{name}-call"))
+        .spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                let _ = tx.send(span.in_scope(call));
+            });
+        });
+    if let Err(error) = spawned {
+        error!(%error, "could not start a thread for the {name} call");
+        return Bounded::Lost;
+    }
+    let answer = match left {
+        Some(left) => rx.recv_timeout(left),
+        None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+    };
+    match answer {
+        Ok(result) => Bounded::Done(result),
+        Err(RecvTimeoutError::Timeout) => Bounded::Late,
+        // The call panicked (the panic is reported on its thread).
+        Err(RecvTimeoutError::Disconnected) => Bounded::Lost,
+    }
 }
 
 /// Sends an operation thread's result when dropped: after `work` returns, or while a panic
@@ -637,11 +741,16 @@ mod tests {
         }
     }
 
-    fn shared(dir: &std::path::Path) -> Shared<Counting, FileStore> {
-        Shared {
+    fn shared(dir: &std::path::Path) -> Arc<Shared<Counting, FileStore>> {
+        Arc::new(Shared {
             backend: Counting::default(),
             store: FileStore::new(dir.join("session.json")),
-        }
+        })
+    }
+
+    /// A deadline `after` from now.
+    fn within(after: Duration) -> Option<std::time::Instant> {
+        Some(std::time::Instant::now() + after)
     }
 
     #[test]
@@ -652,8 +761,8 @@ mod tests {
         let done = refresh(
             &shared,
             OpId(7),
-            &RefreshToken::new("rt-spent"),
-            Duration::from_secs(1),
+            RefreshToken::new("rt-spent"),
+            within(Duration::from_secs(1)),
         );
         let OpDone::Refresh {
             op,
@@ -679,8 +788,8 @@ mod tests {
         let done = refresh(
             &shared,
             OpId(1),
-            &RefreshToken::new("rt-current"),
-            Duration::from_secs(1),
+            RefreshToken::new("rt-current"),
+            within(Duration::from_secs(1)),
         );
         let OpDone::Refresh {
             result: Ok(tokens),
@@ -701,11 +810,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let shared = shared(dir.path());
         let token = RefreshToken::new("rt-current");
-        let done = refresh(&shared, OpId(1), &token, Duration::from_secs(1));
+        let done = refresh(
+            &shared,
+            OpId(1),
+            token.clone(),
+            within(Duration::from_secs(1)),
+        );
         assert!(matches!(done, OpDone::Refresh { result: Ok(_), .. }));
         drop(done); // releases the lock
         std::fs::write(shared.store.path(), b"{\"version\":1,").unwrap();
-        let done = refresh(&shared, OpId(2), &token, Duration::from_secs(1));
+        let done = refresh(&shared, OpId(2), token, within(Duration::from_secs(1)));
         assert!(matches!(done, OpDone::Refresh { result: Ok(_), .. }));
         assert_eq!(shared.backend.refreshes.load(Ordering::SeqCst), 2);
     }
@@ -718,8 +832,8 @@ mod tests {
         let done = refresh(
             &shared,
             OpId(1),
-            &RefreshToken::new("rt"),
-            Duration::from_millis(20),
+            RefreshToken::new("rt"),
+            within(Duration::from_millis(20)),
         );
         assert!(matches!(
             done,

@@ -15,7 +15,10 @@
 //!   new tokens, then re-arms its one timer from `poll_timeout` as the `recv_timeout` of its next
 //!   receive.
 //! - Logins and refreshes run on short-lived threads of their own, so a slow auth server never
-//!   blocks the session; their results come back over the same channel.
+//!   blocks the session; their results come back over the same channel. Every backend call
+//!   (login, refresh, revoke) is bounded by the operation's deadline whatever the HTTP client
+//!   does: at the deadline the driver stops waiting and releases the store's refresh lock, and
+//!   a hung call's late answer is ignored.
 //! - Callers block, with a deadline: a [`Call`] waits at most the handle's wait timeout, and a
 //!   caller that gives up (or drops its call) cancels the request: it is never sent after that.
 //! - The app provides a [`Backend`] (silent login and refresh, blocking) and a [`TokenStore`]:

@@ -3,11 +3,17 @@
 //!
 //! Both call ureq with `http_status_as_error(false)` per request, whatever the agent's own
 //! setting: a 401 must come back as a response to be classified, and a token endpoint's 400 as a
-//! body to be parsed. Give the agent a `timeout_global` of about `Config::operation_timeout` so
-//! a hung server cannot keep a login or refresh thread around.
+//! body to be parsed. The driver bounds every backend call by the operation's deadline itself,
+//! whatever the agent does; still give the agent a `timeout_global` of about
+//! `Config::operation_timeout`, so the thread of a call to a hung server ends too.
 //!
-//! ureq never forwards `Authorization` across a redirect (its default `RedirectAuthHeaders::Never`),
-//! so the token cannot follow a redirect to another origin.
+//! Credentials go only where they are configured, whatever the agent's redirect settings:
+//! - [`ApiClient`] sends the session's token with `RedirectAuthHeaders::Never` per request, so
+//!   ureq follows a redirect without it, also to the same host (ureq's `SameHost` would forward
+//!   it to another port or to a public path, which the [`Scope`] excludes).
+//! - [`TokenEndpoint`] never follows a redirect (`max_redirects(0)` per request): a 3xx answer is
+//!   [`auth_http::TokenEndpointError::Redirect`], so the refresh token, a code or a client
+//!   secret never reaches another URL, and another origin's answer is never taken for tokens.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -15,6 +21,7 @@ use std::sync::Arc;
 use auth_core::{
     parse_token_response, RefreshToken, RequestError, TokenSet, Verdict, MAX_BODY_LEN,
 };
+use ureq::config::RedirectAuthHeaders;
 use ureq::http::header::AUTHORIZATION;
 use ureq::http::{HeaderValue, Request, Response};
 use ureq::{Agent, AsSendBody, Body};
@@ -101,7 +108,7 @@ impl ApiClient {
         options: RequestOptions,
     ) -> Result<Response<Body>, Error> {
         let Some(spec) = Scope::spec(self.scope.target(request.uri()), true, options) else {
-            return self.run(request).map_err(Error::Transport);
+            return self.run(request, false).map_err(Error::Transport);
         };
         let (parts, body) = request.into_parts();
         let result = self.session.request(spec, |attempt| {
@@ -123,7 +130,7 @@ impl ApiClient {
         options: RequestOptions,
     ) -> Result<Response<Body>, Error> {
         let Some(spec) = Scope::spec(self.scope.target(request.uri()), false, options) else {
-            return self.run(request).map_err(Error::Transport);
+            return self.run(request, false).map_err(Error::Transport);
         };
         let mut request = Some(request);
         let result = self.session.request(spec, |attempt| match request.take() {
@@ -161,7 +168,7 @@ impl ApiClient {
             value.set_sensitive(true);
             request.headers_mut().insert(AUTHORIZATION, value);
         }
-        let result = self.run(request);
+        let result = self.run(request, attempt.token().is_some());
         let verdict = match &result {
             Ok(response) => verdict(response.status(), response.headers()),
             Err(_) => Verdict::Accepted,
@@ -169,13 +176,21 @@ impl ApiClient {
         (result, verdict)
     }
 
-    fn run<B: AsSendBody>(&self, request: Request<B>) -> Result<Response<Body>, ureq::Error> {
-        let request = self
+    /// Sends `request` with `http_status_as_error(false)`. One that carries the session's token
+    /// never forwards it across a redirect, whatever the agent's `redirect_auth_headers`.
+    fn run<B: AsSendBody>(
+        &self,
+        request: Request<B>,
+        carries_token: bool,
+    ) -> Result<Response<Body>, ureq::Error> {
+        let mut config = self
             .agent
             .configure_request(request)
-            .http_status_as_error(false)
-            .build();
-        self.agent.run(request)
+            .http_status_as_error(false);
+        if carries_token {
+            config = config.redirect_auth_headers(RedirectAuthHeaders::Never);
+        }
+        self.agent.run(config.build())
     }
 }
 
@@ -211,17 +226,23 @@ impl TokenEndpoint {
         }
     }
 
-    /// Posts `form` (`application/x-www-form-urlencoded`) and parses the answer.
+    /// Posts `form` (`application/x-www-form-urlencoded`) and parses the answer. A redirect is
+    /// never followed, whatever the agent says: it is [`auth_http::TokenEndpointError::Redirect`]
+    /// (the form holds credentials, and only the configured endpoint's answer is tokens).
     pub fn post_form(&self, form: &[(&str, &str)]) -> Result<TokenSet, TokenEndpointError> {
         let mut response = self
             .agent
             .post(&self.url)
             .config()
             .http_status_as_error(false)
+            .max_redirects(0)
             .build()
             .send_form(form.iter().copied())
             .map_err(TokenEndpointError::Transport)?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            return Err(TokenEndpointError::Redirect { status });
+        }
         // One byte more than auth-core parses, so a huge body is refused as too large without
         // being held whole.
         let mut body = Zeroizing::new(Vec::new());
