@@ -9,13 +9,18 @@ use serde::Deserialize;
 /// Silent login = get a one-time code from the "platform" (`POST /platform/code`, standing in for
 /// a mini-program's `login()`), exchange it at `POST /login`; refresh at `POST /refresh`;
 /// revoke at `POST /revoke`.
+///
+/// The three calls that carry a credential (the code, the refresh token) go through
+/// [`TokenEndpoint`]s, whose client never follows a redirect: a redirect is an error, and the
+/// credential reaches the configured URL only. The platform call carries none and uses the
+/// app's client.
 #[derive(Clone, Debug)]
 pub struct DemoBackend {
     http: reqwest::Client,
     platform: reqwest::Url,
     login: TokenEndpoint,
     refresh: TokenEndpoint,
-    revoke: reqwest::Url,
+    revoke: TokenEndpoint,
 }
 
 /// Why a [`DemoBackend`] could not be built.
@@ -25,6 +30,10 @@ pub enum DemoBackendError {
     /// The server's base URL is not an absolute URL.
     #[error("invalid server base URL {0:?}")]
     InvalidBaseUrl(String),
+    /// reqwest could not build the token endpoints' client (its TLS backend did not
+    /// initialise).
+    #[error("could not build the token endpoint client: {0}")]
+    Client(#[source] reqwest::Error),
 }
 
 /// A platform code request that failed: no code, so the login is worth retrying.
@@ -38,19 +47,20 @@ struct CodeResponse {
 }
 
 impl DemoBackend {
-    /// A backend for the demo server at `base_url` (`http://127.0.0.1:<port>`), calling it with
-    /// `http`.
+    /// A backend for the demo server at `base_url` (`http://127.0.0.1:<port>`), calling the
+    /// platform with `http` and the token endpoints with their own client (no redirects).
     pub fn new(http: reqwest::Client, base_url: &str) -> Result<Self, DemoBackendError> {
         let join = |path: &str| {
             reqwest::Url::parse(base_url)
                 .and_then(|base| base.join(path))
                 .map_err(|_| DemoBackendError::InvalidBaseUrl(base_url.to_owned()))
         };
+        let login = TokenEndpoint::new(join("/login")?).map_err(DemoBackendError::Client)?;
         Ok(DemoBackend {
             platform: join("/platform/code")?,
-            login: TokenEndpoint::new(http.clone(), join("/login")?),
-            refresh: TokenEndpoint::new(http.clone(), join("/refresh")?),
-            revoke: join("/revoke")?,
+            refresh: login.at(join("/refresh")?),
+            revoke: login.at(join("/revoke")?),
+            login,
             http,
         })
     }
@@ -89,9 +99,7 @@ impl Backend for DemoBackend {
     }
 
     async fn revoke(&self, refresh_token: RefreshToken) {
-        let form = [("token", refresh_token.expose_secret())];
-        let sent = self.http.post(self.revoke.clone()).form(&form).send().await;
-        if let Err(error) = sent {
+        if let Err(error) = self.revoke.revoke(&refresh_token).await {
             tracing::warn!(%error, "revocation failed");
         }
     }

@@ -84,6 +84,14 @@ pub enum TokenEndpointError<E> {
     /// The endpoint answered with something other than tokens; classified by auth-core.
     #[error(transparent)]
     Response(#[from] TokenResponseError),
+    /// The endpoint answered with a redirect (3xx). It is never followed, so no credential
+    /// reaches another URL. Transient for the session (retried with backoff); one that lasts
+    /// means the configured endpoint URL is wrong. The server-chosen `Location` is not kept.
+    #[error("token endpoint answered with a redirect (HTTP {status}), not followed")]
+    Redirect {
+        /// The HTTP status (301, 302, 303, 307, 308...).
+        status: u16,
+    },
 }
 
 impl<E: StdError + Send + Sync + 'static> From<TokenEndpointError<E>> for LoginError {

@@ -16,8 +16,9 @@ use crate::http::{verdict, Error, RequestOptions, Scope, Target};
 /// refresh; a request whose body is a stream (`try_clone()` is `None`) is marked not
 /// replayable and gets its 401 as is. Public paths and other origins never carry the token.
 ///
-/// reqwest drops `Authorization` when a redirect leaves the origin; a client that must never
-/// follow redirects with a token can be built with `redirect::Policy::none()`.
+/// reqwest drops `Authorization` when a redirect leaves the origin, and keeps it on a redirect
+/// within the origin, public paths included (that origin already had the token); a client that
+/// must never follow redirects with a token can be built with `redirect::Policy::none()`.
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     http: reqwest::Client,
@@ -27,6 +28,13 @@ pub struct ApiClient {
 
 /// An RFC 6749 token endpoint: posts a form, parses the answer with auth-core's
 /// [`parse_token_response`].
+///
+/// It calls the endpoint with a `reqwest::Client` of its own, built with
+/// `redirect::Policy::none()`: a redirect is [`TokenEndpointError::Redirect`], never followed,
+/// so the refresh token, a login code or a client secret in the form reaches the configured
+/// URL only (a followed 307/308 would post the same form to wherever `Location` points).
+/// reqwest sets the redirect policy per client, not per request, so the app's own client is
+/// never used; pass its settings with [`TokenEndpoint::with_client_builder`].
 #[derive(Clone, Debug)]
 pub struct TokenEndpoint {
     http: reqwest::Client,
@@ -136,20 +144,38 @@ impl ApiClient {
 }
 
 impl TokenEndpoint {
-    /// The token endpoint at `url`, called with `http`.
-    pub fn new(http: reqwest::Client, url: reqwest::Url) -> Self {
-        TokenEndpoint { http, url }
+    /// The token endpoint at `url`, called with reqwest's default settings except redirects,
+    /// which are never followed. Fails only if reqwest cannot build a client (its TLS backend
+    /// does not initialise).
+    pub fn new(url: reqwest::Url) -> Result<Self, reqwest::Error> {
+        TokenEndpoint::with_client_builder(reqwest::Client::builder(), url)
+    }
+
+    /// The token endpoint at `url`, called with a client built from `builder` (your timeouts,
+    /// proxy, TLS roots, user agent...). Its redirect policy is replaced by
+    /// `redirect::Policy::none()`, whatever `builder` says.
+    pub fn with_client_builder(
+        builder: reqwest::ClientBuilder,
+        url: reqwest::Url,
+    ) -> Result<Self, reqwest::Error> {
+        let http = builder
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(TokenEndpoint { http, url })
+    }
+
+    /// Another endpoint of the same server (a login or revocation URL beside the token URL),
+    /// called with this one's client: same settings, same connections, no redirects.
+    pub fn at(&self, url: reqwest::Url) -> TokenEndpoint {
+        TokenEndpoint {
+            http: self.http.clone(),
+            url,
+        }
     }
 
     /// Posts `form` (`application/x-www-form-urlencoded`) and parses the answer.
     pub async fn post_form(&self, form: &[(&str, &str)]) -> Result<TokenSet, TokenEndpointError> {
-        let response = self
-            .http
-            .post(self.url.clone())
-            .form(form)
-            .send()
-            .await
-            .map_err(TokenEndpointError::Transport)?;
+        let response = self.send_form(form).await?;
         let status = response.status().as_u16();
         let body = read_limited(response).await?;
         Ok(parse_token_response(status, &body)?)
@@ -162,6 +188,48 @@ impl TokenEndpoint {
             ("refresh_token", refresh_token.expose_secret()),
         ];
         Ok(self.post_form(&form).await?)
+    }
+
+    /// Revokes `refresh_token` at this endpoint (RFC 7009: `token=…` with
+    /// `token_type_hint=refresh_token`; build the endpoint for the revocation URL, e.g. with
+    /// [`TokenEndpoint::at`]). Any 2xx is success; an error answer is classified by auth-core.
+    pub async fn revoke(&self, refresh_token: &RefreshToken) -> Result<(), TokenEndpointError> {
+        let form = [
+            ("token", refresh_token.expose_secret()),
+            ("token_type_hint", "refresh_token"),
+        ];
+        let response = self.send_form(&form).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let status = response.status().as_u16();
+        let body = read_limited(response).await?;
+        match parse_token_response(status, &body) {
+            // Only a 2xx parses as tokens, and a 2xx returned above.
+            Ok(_) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Posts `form` and hands back the answer, unless it is a redirect (never followed).
+    async fn send_form(
+        &self,
+        form: &[(&str, &str)],
+    ) -> Result<reqwest::Response, TokenEndpointError> {
+        let response = self
+            .http
+            .post(self.url.clone())
+            .form(form)
+            .send()
+            .await
+            .map_err(TokenEndpointError::Transport)?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(TokenEndpointError::Redirect {
+                status: status.as_u16(),
+            });
+        }
+        Ok(response)
     }
 }
 
