@@ -27,6 +27,7 @@ use ureq::http::{HeaderValue, Request, Response};
 use ureq::{Agent, AsSendBody, Body};
 use zeroize::Zeroizing;
 
+use auth_http::{redact_url, TransportError, TransportKind};
 pub use auth_http::{verdict, RequestOptions, Scope, ScopeError, Target};
 
 use crate::backend::RefreshError;
@@ -238,7 +239,7 @@ impl TokenEndpoint {
             .max_redirects(0)
             .build()
             .send_form(form.iter().copied())
-            .map_err(TokenEndpointError::Transport)?;
+            .map_err(|error| self.transport(error))?;
         let status = response.status().as_u16();
         if response.status().is_redirection() {
             return Err(TokenEndpointError::Redirect { status });
@@ -251,7 +252,7 @@ impl TokenEndpoint {
             .as_reader()
             .take(MAX_BODY_LEN as u64 + 1)
             .read_to_end(&mut body)
-            .map_err(|error| TokenEndpointError::Transport(error.into()))?;
+            .map_err(|error| self.transport(error.into()))?;
         Ok(parse_token_response(status, &body)?)
     }
 
@@ -267,5 +268,35 @@ impl TokenEndpoint {
     /// The endpoint's URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// A call that got no answer, safe to log: its kind and the endpoint without its query. The
+    /// two ureq errors that quote the URL get the redacted one instead.
+    fn transport(&self, error: ureq::Error) -> TokenEndpointError {
+        use std::io::ErrorKind;
+        use ureq::Error as E;
+        let kind = match &error {
+            E::Timeout(_) => TransportKind::Timeout,
+            E::Io(io) if io.kind() == ErrorKind::TimedOut => TransportKind::Timeout,
+            E::BadUri(_) | E::RequireHttpsOnly(_) | E::Http(_) | E::InvalidProxyUrl => {
+                TransportKind::InvalidRequest
+            }
+            E::Io(io) if io.kind() == ErrorKind::ConnectionRefused => TransportKind::Connect,
+            E::HostNotFound
+            | E::ConnectionFailed
+            | E::ConnectProxyFailed(_)
+            | E::Tls(_)
+            | E::TlsRequired => TransportKind::Connect,
+            E::Io(_) | E::Protocol(_) | E::BodyExceedsLimit(_) | E::LargeResponseHeader(..) => {
+                TransportKind::Exchange
+            }
+            _ => TransportKind::Other,
+        };
+        let error = match error {
+            E::BadUri(_) => E::BadUri(redact_url(&self.url)),
+            E::RequireHttpsOnly(_) => E::RequireHttpsOnly(redact_url(&self.url)),
+            other => other,
+        };
+        TokenEndpointError::Transport(TransportError::new(kind, &self.url, error))
     }
 }

@@ -96,12 +96,12 @@ pub use input::{
 pub use monitor::{Checked, Monitor, Property, Violation};
 pub use parse::{
     parse_token_response, parse_www_authenticate, BearerChallenge, BearerError, Challenge,
-    ChallengeError, ExpiresInError, FieldError, MalformedReason, OAuthError, TokenResponseError,
-    MAX_BODY_LEN, MAX_EXPIRES_IN,
+    ChallengeError, ExpiresInError, FieldError, MalformedReason, OAuthError, ServerText,
+    TokenResponseError, MAX_BODY_LEN, MAX_EXPIRES_IN,
 };
 pub use session::Session;
-pub use snapshot::{Snapshot, SnapshotError, SNAPSHOT_VERSION};
+pub use snapshot::{Snapshot, SnapshotError, SnapshotFieldError, SNAPSHOT_VERSION};
 pub use time::{Instant, UnixTime};
 pub use timer::Timer;
 pub use token::{fingerprint, AccessToken, RefreshToken, TokenSet};
-pub use trace::{Replay, Start, Step, Trace, TraceError, TRACE_VERSION};
+pub use trace::{Replay, Start, Step, Trace, TraceError, TraceProblem, TRACE_VERSION};

@@ -3,10 +3,14 @@
 //! The encoding is versioned JSON so a newer release can read an older store, and an unknown
 //! version is refused with a typed error instead of being misread. Expiry is wall-clock time,
 //! because the driver's monotonic clock starts again at every process start.
+//!
+//! A stored file is input like any other: [`Snapshot::decode`] reads it field by field into
+//! typed values, and its errors say which field is wrong and how, never what the file holds.
 
 use core::fmt;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use crate::time::UnixTime;
@@ -29,6 +33,9 @@ pub struct Snapshot {
 
 /// Why a stored snapshot could not be read. In every case the store should be treated as empty
 /// (the session starts anonymous and logs in silently).
+///
+/// `Display` and `Debug` say what is wrong and where, never a value from the store: the file
+/// holds the secrets, and may hold anything else.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
@@ -38,9 +45,23 @@ pub enum SnapshotError {
     /// The bytes end in the middle of the document (an interrupted write).
     #[error("the stored session is truncated")]
     Truncated,
-    /// The bytes are not a snapshot (bad JSON, wrong field types, empty token).
+    /// The bytes are not a snapshot document (not JSON, not a JSON object, too large for a
+    /// session...). The reason is fixed text written by this library or a store, never the
+    /// bytes' content: `'static`, it cannot be built from what was read.
     #[error("the stored session is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(&'static str),
+    /// A field of the document is missing, empty, of the wrong type or out of range.
+    #[error("the stored session's `{field}` {problem}")]
+    InvalidField {
+        /// The field's name (`version`, `access_token`, `refresh_token`, `expires_at_unix_ms`).
+        field: &'static str,
+        /// What is wrong with it.
+        problem: SnapshotFieldError,
+    },
+    /// The document has a field this release does not know. Its name is not kept: it is the
+    /// file's text.
+    #[error("the stored session has a field this release does not know")]
+    UnknownField,
     /// Written by a release that uses another format version.
     #[error(
         "the stored session has version {found}, this release reads version {SNAPSHOT_VERSION}"
@@ -51,20 +72,33 @@ pub enum SnapshotError {
     },
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What is wrong with a field of a stored snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotFieldError {
+    /// The field is required but absent (or `null`).
+    #[error("is missing")]
+    Missing,
+    /// A token is the empty string.
+    #[error("is empty")]
+    Empty,
+    /// A token is not a string.
+    #[error("is not a string")]
+    NotAString,
+    /// A number field holds something else (a string, a boolean...).
+    #[error("is not a number")]
+    NotANumber,
+    /// A number field is negative, fractional or too large for it.
+    #[error("is out of range")]
+    OutOfRange,
+}
+
+#[derive(Serialize)]
 struct Encoded {
     version: u32,
     access_token: String,
-    #[serde(default)]
     refresh_token: Option<String>,
-    #[serde(default)]
     expires_at_unix_ms: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct VersionOnly {
-    version: u32,
 }
 
 impl Snapshot {
@@ -84,28 +118,40 @@ impl Snapshot {
     }
 
     /// Reads what [`Snapshot::encode`] wrote. Never panics, whatever the bytes.
+    ///
+    /// `version` is read first, so a document of another version is
+    /// [`SnapshotError::UnsupportedVersion`] whatever else it holds. `refresh_token` and
+    /// `expires_at_unix_ms` may be absent or `null`; no other field may be present.
     pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(SnapshotError::Empty);
         }
-        let version: VersionOnly = serde_json::from_slice(bytes).map_err(classify)?;
-        if version.version != SNAPSHOT_VERSION {
-            return Err(SnapshotError::UnsupportedVersion {
-                found: version.version,
-            });
+        let mut fields = match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(fields)) => fields,
+            Ok(_) => return Err(SnapshotError::Corrupt("not a JSON object")),
+            Err(error) if error.is_eof() => return Err(SnapshotError::Truncated),
+            Err(_) => return Err(SnapshotError::Corrupt("not JSON")),
+        };
+        let found = match number(&mut fields, "version")? {
+            Some(version) => u32::try_from(version).map_err(|_| SnapshotError::InvalidField {
+                field: "version",
+                problem: SnapshotFieldError::OutOfRange,
+            })?,
+            None => return Err(missing("version")),
+        };
+        if found != SNAPSHOT_VERSION {
+            return Err(SnapshotError::UnsupportedVersion { found });
         }
-        let encoded: Zeroizing<Encoded> =
-            Zeroizing::new(serde_json::from_slice(bytes).map_err(classify)?);
-        if encoded.access_token.is_empty() {
-            return Err(SnapshotError::Corrupt("empty access token".into()));
-        }
-        if encoded.refresh_token.as_deref() == Some("") {
-            return Err(SnapshotError::Corrupt("empty refresh token".into()));
+        let access_token = token(&mut fields, "access_token")?.ok_or(missing("access_token"))?;
+        let refresh_token = token(&mut fields, "refresh_token")?;
+        let expires_at = number(&mut fields, "expires_at_unix_ms")?;
+        if !fields.is_empty() {
+            return Err(SnapshotError::UnknownField);
         }
         Ok(Snapshot {
-            access_token: AccessToken::new(encoded.access_token.clone()),
-            refresh_token: encoded.refresh_token.clone().map(RefreshToken::new),
-            expires_at: encoded.expires_at_unix_ms.map(UnixTime::from_millis),
+            access_token: AccessToken::new(access_token),
+            refresh_token: refresh_token.map(RefreshToken::new),
+            expires_at: expires_at.map(UnixTime::from_millis),
         })
     }
 }
@@ -117,14 +163,43 @@ impl zeroize::Zeroize for Encoded {
     }
 }
 
-/// Error text from serde_json names positions and expected types, never the input's content,
-/// so it is safe to keep.
-fn classify(error: serde_json::Error) -> SnapshotError {
-    if error.is_eof() {
-        SnapshotError::Truncated
-    } else {
-        SnapshotError::Corrupt(error.to_string())
+fn missing(field: &'static str) -> SnapshotError {
+    SnapshotError::InvalidField {
+        field,
+        problem: SnapshotFieldError::Missing,
     }
+}
+
+/// Takes the token `field` out of the document (moved, never copied, so the secret exists once):
+/// `None` when absent or `null`, else a non-empty string.
+fn token(
+    fields: &mut Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, SnapshotError> {
+    let problem = match fields.remove(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(text)) if !text.is_empty() => return Ok(Some(text)),
+        Some(Value::String(_)) => SnapshotFieldError::Empty,
+        Some(_) => SnapshotFieldError::NotAString,
+    };
+    Err(SnapshotError::InvalidField { field, problem })
+}
+
+/// Takes the whole, non-negative number `field` out of the document: `None` when absent or
+/// `null`.
+fn number(
+    fields: &mut Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<u64>, SnapshotError> {
+    let problem = match fields.remove(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(number)) => match number.as_u64() {
+            Some(value) => return Ok(Some(value)),
+            None => SnapshotFieldError::OutOfRange,
+        },
+        Some(_) => SnapshotFieldError::NotANumber,
+    };
+    Err(SnapshotError::InvalidField { field, problem })
 }
 
 impl fmt::Debug for Snapshot {
@@ -205,42 +280,83 @@ mod tests {
 
     #[test]
     fn corrupt_and_unknown_versions_are_typed_errors() {
-        type Expectation = fn(&SnapshotError) -> bool;
-        let cases: &[(&[u8], Expectation)] = &[
-            (b"not json", |e| matches!(e, SnapshotError::Corrupt(_))),
-            (b"[1,2]", |e| matches!(e, SnapshotError::Corrupt(_))),
-            (br#"{"version":2,"access_token":"x"}"#, |e| {
-                matches!(e, SnapshotError::UnsupportedVersion { found: 2 })
-            }),
-            (br#"{"version":1}"#, |e| {
-                matches!(e, SnapshotError::Corrupt(_))
-            }),
-            (br#"{"version":1,"access_token":""}"#, |e| {
-                matches!(e, SnapshotError::Corrupt(_))
-            }),
-            (br#"{"version":1,"access_token":7}"#, |e| {
-                matches!(e, SnapshotError::Corrupt(_))
-            }),
-            (br#"{"version":"1","access_token":"x"}"#, |e| {
-                matches!(e, SnapshotError::Corrupt(_))
-            }),
+        use SnapshotFieldError::*;
+        let field = |field, problem| SnapshotError::InvalidField { field, problem };
+        let cases: &[(&[u8], SnapshotError)] = &[
+            (b"not json", SnapshotError::Corrupt("not JSON")),
+            (b"{}}", SnapshotError::Corrupt("not JSON")),
+            (&[0xff, 0xfe, 0x00], SnapshotError::Corrupt("not JSON")),
+            (b"[1,2]", SnapshotError::Corrupt("not a JSON object")),
+            (
+                br#"{"version":2,"access_token":"x"}"#,
+                SnapshotError::UnsupportedVersion { found: 2 },
+            ),
+            (
+                br#"{"version":2,"access_token":7,"bogus":1}"#,
+                SnapshotError::UnsupportedVersion { found: 2 },
+            ),
+            (br#"{"version":1}"#, field("access_token", Missing)),
+            (br#"{"access_token":"x"}"#, field("version", Missing)),
+            (
+                br#"{"version":1,"access_token":""}"#,
+                field("access_token", Empty),
+            ),
+            (
+                br#"{"version":1,"access_token":7}"#,
+                field("access_token", NotAString),
+            ),
+            (
+                br#"{"version":1,"access_token":"x","refresh_token":""}"#,
+                field("refresh_token", Empty),
+            ),
+            (
+                br#"{"version":1,"access_token":"x","refresh_token":[]}"#,
+                field("refresh_token", NotAString),
+            ),
+            (
+                br#"{"version":"1","access_token":"x"}"#,
+                field("version", NotANumber),
+            ),
+            (
+                br#"{"version":4294967297,"access_token":"x"}"#,
+                field("version", OutOfRange),
+            ),
             (
                 br#"{"version":1,"access_token":"x","expires_at_unix_ms":-5}"#,
-                |e| matches!(e, SnapshotError::Corrupt(_)),
+                field("expires_at_unix_ms", OutOfRange),
             ),
-            (b"   ", |e| matches!(e, SnapshotError::Empty)),
-            (&[0xff, 0xfe, 0x00], |e| {
-                matches!(e, SnapshotError::Corrupt(_))
-            }),
+            (
+                br#"{"version":1,"access_token":"x","expires_at_unix_ms":1.5}"#,
+                field("expires_at_unix_ms", OutOfRange),
+            ),
+            (
+                br#"{"version":1,"access_token":"x","expires_at_unix_ms":"soon"}"#,
+                field("expires_at_unix_ms", NotANumber),
+            ),
+            (
+                br#"{"version":1,"access_token":"x","bogus":1}"#,
+                SnapshotError::UnknownField,
+            ),
+            (b"   ", SnapshotError::Empty),
         ];
         for (bytes, expected) in cases {
-            let err = Snapshot::decode(bytes).unwrap_err();
-            assert!(
-                expected(&err),
-                "{:?} gave {err:?}",
+            assert_eq!(
+                Snapshot::decode(bytes).as_ref(),
+                Err(expected),
+                "{:?}",
                 String::from_utf8_lossy(bytes)
             );
         }
+        let nulls =
+            br#"{"version":1,"access_token":"x","refresh_token":null,"expires_at_unix_ms":null}"#;
+        assert_eq!(
+            Snapshot::decode(nulls).unwrap(),
+            Snapshot {
+                access_token: AccessToken::new("x"),
+                refresh_token: None,
+                expires_at: None
+            }
+        );
     }
 
     #[test]
@@ -252,5 +368,35 @@ mod tests {
         let err =
             Snapshot::decode(br#"{"version":1,"access_token":"secret","bogus":1}"#).unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn corrupt_snapshot_errors_never_repeat_the_file() {
+        const SECRET: &str = "rt-s3cr3t";
+        let documents = [
+            format!(
+                r#"{{"version":1,"access_token":"at","refresh_token":"{SECRET}","{SECRET}":1}}"#
+            ),
+            format!(r#"{{"version":1,"access_token":"at","{SECRET}":"{SECRET}"}}"#),
+            format!(r#"{{"version":1,"access_token":["{SECRET}"]}}"#),
+            format!(r#"{{"version":1,"access_token":"at","refresh_token":{{"{SECRET}":1}}}}"#),
+            format!(r#"{{"version":"{SECRET}","access_token":"at"}}"#),
+            format!(r#"{{"version":1,"access_token":"at","expires_at_unix_ms":"{SECRET}"}}"#),
+            format!(r#"{{"version":1,"access_token":"{SECRET}" "#),
+            format!(r#"{{"version":1,"access_token":"{SECRET}"}} {SECRET}"#),
+            format!(r#"["{SECRET}"]"#),
+            SECRET.to_owned(),
+        ];
+        for document in &documents {
+            let error = Snapshot::decode(document.as_bytes()).unwrap_err();
+            for shown in [error.to_string(), format!("{error:?}")] {
+                assert!(!shown.contains(SECRET), "{document}: {shown}");
+            }
+        }
+        let error = Snapshot::decode(documents[2].as_bytes()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the stored session's `access_token` is not a string"
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! Secrets are shared through an `Arc` so that handing a token to a `Send` command costs a
 //! reference count, not an allocation, and are wiped (by `zeroize`) when the last holder drops.
 //! `Debug` prints `AccessToken(***)`; `Serialize` writes a stable fingerprint, so traces and
-//! snapshots of commands can be compared and committed without leaking anything.
+//! snapshots of commands can be compared and committed without leaking anything. `Deserialize`
+//! reads a fingerprint back, and fingerprints anything else it is given at once, so no token
+//! read through serde ever serializes, fingerprints or exposes the raw text it was read from.
 
 use core::fmt;
 use core::time::Duration;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Prefix of every fingerprint, so a fingerprint is recognisable in a trace.
 const FINGERPRINT_PREFIX: &str = "fp:";
@@ -42,6 +44,16 @@ impl Secret {
         }))
     }
 
+    /// What a trace holds: a fingerprint stays itself; any other text (a raw secret in a
+    /// hand-written or hostile trace) is replaced by its fingerprint and wiped.
+    fn read_back(text: Zeroizing<String>) -> Self {
+        if is_fingerprint(&text) {
+            Secret::placeholder(text.to_string())
+        } else {
+            Secret::placeholder(fingerprint(&text))
+        }
+    }
+
     fn fingerprint(&self) -> String {
         if self.0.placeholder {
             return self.0.text.clone();
@@ -65,6 +77,12 @@ pub fn fingerprint(secret: &str) -> String {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Whether `text` has the shape [`fingerprint`] gives: `fp:` and 16 lowercase hex digits.
+fn is_fingerprint(text: &str) -> bool {
+    text.strip_prefix(FINGERPRINT_PREFIX)
+        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|byte| HEX.contains(&byte)))
+}
 
 macro_rules! secret_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -104,9 +122,11 @@ macro_rules! secret_type {
         impl<'de> Deserialize<'de> for $name {
             /// Reads a fingerprint back from a trace. The token holds the fingerprint as its
             /// "secret", which is what a replay needs: equal fingerprints, never real secrets.
+            /// Text that is not a fingerprint is fingerprinted as it is read, so the token
+            /// never serializes, fingerprints or exposes it.
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                Ok($name(Secret::placeholder(text)))
+                let text = Zeroizing::new(String::deserialize(deserializer)?);
+                Ok($name(Secret::read_back(text)))
             }
         }
     };
@@ -183,6 +203,47 @@ mod tests {
         let back: AccessToken = serde_json::from_str(&json).unwrap();
         assert_eq!(back.fingerprint(), token.fingerprint());
         assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    #[test]
+    fn token_set_read_through_serde_never_serializes_or_shows_a_raw_secret() {
+        let json = r#"{"access_token":"at-s3cr3t","refresh_token":"rt-s3cr3t","expires_in":null}"#;
+        let set: TokenSet = serde_json::from_str(json).unwrap();
+        let written = serde_json::to_string(&set).unwrap();
+        let refresh = set.refresh_token.as_ref().unwrap();
+        for shown in [
+            written.clone(),
+            format!("{set:?}"),
+            set.access_token.fingerprint(),
+            refresh.fingerprint(),
+            set.access_token.expose_secret().to_owned(),
+            refresh.expose_secret().to_owned(),
+        ] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+        }
+        assert_eq!(set.access_token.fingerprint(), fingerprint("at-s3cr3t"));
+        assert_eq!(refresh.fingerprint(), fingerprint("rt-s3cr3t"));
+        let again: TokenSet = serde_json::from_str(&written).unwrap();
+        assert_eq!(again, set, "a fingerprint reads back as itself");
+        assert_eq!(serde_json::to_string(&again).unwrap(), written);
+    }
+
+    #[test]
+    fn only_the_exact_fingerprint_shape_is_read_back_as_is() {
+        let real = fingerprint("x");
+        assert!(is_fingerprint(&real));
+        for text in [
+            "fp:0123456789ABCDEF",
+            "fp:0123456789abcde",
+            "fp:0123456789abcdef0",
+            "fp:0123456789abcdeg",
+            "0123456789abcdef",
+            "",
+        ] {
+            assert!(!is_fingerprint(text), "{text}");
+            let token: AccessToken = serde_json::from_value(text.into()).unwrap();
+            assert_eq!(token.fingerprint(), fingerprint(text));
+        }
     }
 
     #[test]

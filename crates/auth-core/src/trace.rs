@@ -58,19 +58,62 @@ pub struct Trace {
     pub steps: Vec<Step>,
 }
 
-/// Why a trace could not be read.
+/// Why a trace could not be read. It says where the document is wrong, never what it holds:
+/// a trace file may hold anything.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TraceError {
     /// Not a trace document.
-    #[error("not a valid trace: {0}")]
-    Invalid(String),
+    #[error("not a valid trace: {problem} at line {line}, column {column}")]
+    Invalid {
+        /// What kind of problem.
+        problem: TraceProblem,
+        /// The line of the document where it was found (1-based).
+        line: usize,
+        /// The column in that line (1-based).
+        column: usize,
+    },
     /// Written in another format version.
     #[error("trace version {found} is not supported (this release reads {TRACE_VERSION})")]
     UnsupportedVersion {
         /// The version found.
         found: u32,
     },
+}
+
+/// What kind of problem makes a document not a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceProblem {
+    /// The document is not JSON.
+    #[error("not JSON")]
+    NotJson,
+    /// The document ends in the middle of a JSON value.
+    #[error("truncated")]
+    Truncated,
+    /// The document is JSON but does not have the trace's shape (a missing field, a wrong type,
+    /// an unknown variant...).
+    #[error("not the trace format")]
+    WrongShape,
+}
+
+impl From<serde_json::Error> for TraceError {
+    /// The position and the kind of `error`; its message, which may quote the document, is
+    /// dropped.
+    fn from(error: serde_json::Error) -> Self {
+        let problem = match error.classify() {
+            serde_json::error::Category::Eof => TraceProblem::Truncated,
+            serde_json::error::Category::Data => TraceProblem::WrongShape,
+            serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
+                TraceProblem::NotJson
+            }
+        };
+        TraceError::Invalid {
+            problem,
+            line: error.line(),
+            column: error.column(),
+        }
+    }
 }
 
 /// What replaying a trace produced.
@@ -145,13 +188,52 @@ impl Trace {
         struct VersionOnly {
             version: u32,
         }
-        let version: VersionOnly =
-            serde_json::from_slice(bytes).map_err(|e| TraceError::Invalid(e.to_string()))?;
+        let version: VersionOnly = serde_json::from_slice(bytes)?;
         if version.version != TRACE_VERSION {
             return Err(TraceError::UnsupportedVersion {
                 found: version.version,
             });
         }
-        serde_json::from_slice(bytes).map_err(|e| TraceError::Invalid(e.to_string()))
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_errors_say_where_never_what() {
+        const SECRET: &str = "rt-s3cr3t";
+        let valid = Trace::new(Config::default(), Instant::from_millis(0)).to_json();
+        let documents = [
+            format!(r#"{{"version":1,"{SECRET}":1}}"#),
+            format!(r#"{{"version":"{SECRET}"}}"#),
+            valid.replacen("\"New\"", &format!("\"{SECRET}\""), 1),
+            valid.replacen("\"steps\": []", &format!("\"steps\": [\"{SECRET}\"]"), 1),
+            SECRET.to_owned(),
+            format!(r#"{{"version":1,"config":"{SECRET}"#),
+        ];
+        for document in &documents {
+            let error = Trace::from_json(document.as_bytes()).unwrap_err();
+            for shown in [error.to_string(), format!("{error:?}")] {
+                assert!(!shown.contains(SECRET), "{document}: {shown}");
+            }
+            assert!(matches!(error, TraceError::Invalid { .. }), "{error}");
+        }
+        assert_eq!(
+            Trace::from_json(b"{\n  \"version\": 1,\n  \"x").unwrap_err(),
+            TraceError::Invalid {
+                problem: TraceProblem::Truncated,
+                line: 3,
+                column: 4
+            }
+        );
+        assert_eq!(
+            Trace::from_json(br#"{"version":1} x"#)
+                .unwrap_err()
+                .to_string(),
+            "not a valid trace: not JSON at line 1, column 15"
+        );
     }
 }

@@ -23,6 +23,9 @@ mod backend_error;
 mod scope;
 mod verdict;
 
-pub use backend_error::{BoxError, LoginError, RefreshError, TokenEndpointError};
+pub use backend_error::{
+    redact_url, BoxError, LoginError, RefreshError, TokenEndpointError, TransportError,
+    TransportKind,
+};
 pub use scope::{RequestOptions, Scope, ScopeError, Target};
 pub use verdict::verdict;

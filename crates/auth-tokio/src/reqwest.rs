@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use auth_core::{parse_token_response, RefreshToken, TokenSet, Verdict, MAX_BODY_LEN};
+use auth_http::{TransportError, TransportKind};
 use tracing::Instrument;
 
 use crate::backend::RefreshError;
@@ -177,7 +178,7 @@ impl TokenEndpoint {
     pub async fn post_form(&self, form: &[(&str, &str)]) -> Result<TokenSet, TokenEndpointError> {
         let response = self.send_form(form).await?;
         let status = response.status().as_u16();
-        let body = read_limited(response).await?;
+        let body = read_limited(response, &self.url).await?;
         Ok(parse_token_response(status, &body)?)
     }
 
@@ -203,7 +204,7 @@ impl TokenEndpoint {
             return Ok(());
         }
         let status = response.status().as_u16();
-        let body = read_limited(response).await?;
+        let body = read_limited(response, &self.url).await?;
         match parse_token_response(status, &body) {
             // Only a 2xx parses as tokens, and a 2xx returned above.
             Ok(_) => Ok(()),
@@ -222,7 +223,7 @@ impl TokenEndpoint {
             .form(form)
             .send()
             .await
-            .map_err(TokenEndpointError::Transport)?;
+            .map_err(|error| transport(error, &self.url))?;
         let status = response.status();
         if status.is_redirection() {
             return Err(TokenEndpointError::Redirect {
@@ -235,12 +236,15 @@ impl TokenEndpoint {
 
 /// Reads at most one byte more than auth-core parses, so a huge body is refused as too large
 /// without being held whole.
-async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, TokenEndpointError> {
+async fn read_limited(
+    mut response: reqwest::Response,
+    url: &reqwest::Url,
+) -> Result<Vec<u8>, TokenEndpointError> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(TokenEndpointError::Transport)?
+        .map_err(|error| transport(error, url))?
     {
         let room = (MAX_BODY_LEN + 1).saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
@@ -249,4 +253,21 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, TokenE
         }
     }
     Ok(body)
+}
+
+/// A token endpoint call that got no answer, safe to log: its kind, the endpoint without its
+/// query, and reqwest's error with the URL taken out (reqwest's text names the whole URL).
+fn transport(error: reqwest::Error, url: &reqwest::Url) -> TokenEndpointError {
+    let kind = if error.is_timeout() {
+        TransportKind::Timeout
+    } else if error.is_connect() {
+        TransportKind::Connect
+    } else if error.is_builder() {
+        TransportKind::InvalidRequest
+    } else if error.is_request() || error.is_body() || error.is_decode() {
+        TransportKind::Exchange
+    } else {
+        TransportKind::Other
+    };
+    TokenEndpointError::Transport(TransportError::new(kind, url.as_str(), error.without_url()))
 }

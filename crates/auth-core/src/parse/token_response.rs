@@ -1,14 +1,17 @@
 //! Token endpoint responses: RFC 6749 §5.1 (success) and §5.2 (error), parsed into a
 //! [`TokenSet`] or a typed [`TokenResponseError`].
 //!
-//! The body is untrusted: any byte string gives a result, never a panic, and no error carries the
-//! body or a token, so errors are safe to log.
+//! The body is untrusted: any byte string gives a result, never a panic, and no error shows the
+//! body, a token or any other text the server chose, so errors are safe to log. Known error codes
+//! are shown by name; anything else the server wrote is a [`ServerText`], which the caller reads as
+//! data and `Debug` shows as a fingerprint.
 
 use core::fmt;
 use core::time::Duration;
 
 use serde_json::{Map, Number, Value};
 
+use super::server_text::{Named, ServerText};
 use crate::input::{LoginFailure, RefreshFailure};
 use crate::token::{AccessToken, RefreshToken, TokenSet};
 
@@ -24,10 +27,10 @@ pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// Token responses are a few kilobytes at most, even with an ID token inside.
 pub const MAX_BODY_LEN: usize = 1 << 20;
 
-/// Longest error code kept in [`OAuthError::Other`], in characters.
+/// Longest error code kept in [`OAuthError::Unrecognised`], in characters.
 const MAX_CODE_CHARS: usize = 64;
-/// Longest `error_description` kept, in characters.
-const MAX_DESCRIPTION_CHARS: usize = 512;
+/// Longest `error_description` or `error_uri` kept, in characters.
+const MAX_TEXT_CHARS: usize = 512;
 /// Longest unsupported `token_type` kept, in characters.
 const MAX_TOKEN_TYPE_CHARS: usize = 32;
 
@@ -52,8 +55,8 @@ pub fn parse_token_response(status: u16, body: &[u8]) -> Result<TokenSet, TokenR
     }
 }
 
-/// Why a token endpoint response is not a token set. `Display` and `Debug` never show the body
-/// or a token.
+/// Why a token endpoint response is not a token set. `Display` and `Debug` never show the body,
+/// a token or text the server chose (see [`ServerText`]): they are safe to log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenResponseError {
@@ -65,8 +68,11 @@ pub enum TokenResponseError {
         /// The `error` code.
         error: OAuthError,
         /// The server's `error_description`, control characters removed and cut to 512
-        /// characters. Server-chosen text: kept for diagnostics, left out of `Display`.
-        description: Option<String>,
+        /// characters; also [`TokenResponseError::error_description`].
+        description: Option<ServerText>,
+        /// The server's `error_uri`, control characters removed and cut to 512 characters;
+        /// also [`TokenResponseError::error_uri`].
+        uri: Option<ServerText>,
     },
     /// The server is overloaded or failing (429 or 5xx): worth retrying later.
     #[error("token endpoint unavailable (HTTP {status})")]
@@ -97,25 +103,62 @@ pub enum TokenResponseError {
         problem: FieldError,
     },
     /// `token_type` is present but not `Bearer`: the core only sends bearer tokens (RFC 6750).
-    #[error("token type {token_type:?} is not Bearer")]
+    /// `Display` names a registered type (`DPoP`, `N_A`, `PoP`, `MAC`); any other is shown as
+    /// `unrecognised` and a fingerprint.
+    #[error("token type {} is not Bearer", Named::new(token_type.as_str(), TOKEN_TYPES))]
     UnsupportedTokenType {
         /// The token type received, control characters removed and cut to 32 characters.
-        token_type: String,
+        token_type: ServerText,
     },
     /// `expires_in` is present but not a positive whole number of seconds.
     #[error("invalid `expires_in`: {0}")]
     InvalidExpiresIn(ExpiresInError),
 }
 
+/// Token types shown by name in [`TokenResponseError::UnsupportedTokenType`]: the IANA "OAuth
+/// Access Token Types" registry, and `MAC` (a draft many servers still send).
+const TOKEN_TYPES: &[&str] = &["DPoP", "N_A", "PoP", "MAC"];
+
 impl TokenResponseError {
+    /// The `error` code, for an RFC 6749 §5.2 refusal.
+    pub fn oauth_error(&self) -> Option<&OAuthError> {
+        match self {
+            TokenResponseError::OAuth { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The server's `error_description`, for an RFC 6749 §5.2 refusal that has one.
+    ///
+    /// Server-chosen text (it may even repeat a token the server was sent): data for the app
+    /// to inspect, left out of this error's `Display` and `Debug`.
+    pub fn error_description(&self) -> Option<&str> {
+        match self {
+            TokenResponseError::OAuth { description, .. } => {
+                description.as_ref().map(ServerText::as_str)
+            }
+            _ => None,
+        }
+    }
+
+    /// The server's `error_uri`, for an RFC 6749 §5.2 refusal that has one. Server-chosen text,
+    /// like [`TokenResponseError::error_description`].
+    pub fn error_uri(&self) -> Option<&str> {
+        match self {
+            TokenResponseError::OAuth { uri, .. } => uri.as_ref().map(ServerText::as_str),
+            _ => None,
+        }
+    }
+
     /// What this failure means for a refresh.
     ///
     /// A definitive OAuth error (`invalid_grant`, but also `invalid_client`, `invalid_scope`,
     /// unknown codes...) means this refresh token will never work again, so the session falls back
     /// to silent login ([`RefreshFailure::InvalidGrant`]): a fresh login is the only thing that can
     /// still help, and if the client itself is refused the login fails `Fatal` in turn, so nothing
-    /// loops. Everything else (429, 5xx, `server_error`, `temporarily_unavailable`, a malformed or
-    /// unexpected answer, perhaps from a proxy) says nothing about the refresh token, so it is
+    /// loops. Everything else (429, 5xx, a code that says "later" such as `server_error` or
+    /// `slow_down`, see [`OAuthError::is_transient`], a malformed or unexpected answer, perhaps
+    /// from a proxy) says nothing about the refresh token, so it is
     /// [`RefreshFailure::Transient`]: retried with backoff, bounded by the circuit breaker.
     pub fn refresh_failure(&self) -> RefreshFailure {
         if self.is_definitive() {
@@ -129,8 +172,9 @@ impl TokenResponseError {
     ///
     /// A definitive OAuth error is the backend refusing this login for good, so retrying is
     /// pointless: [`LoginFailure::Fatal`] (the session then waits for an explicit login).
-    /// Everything else (429, 5xx, `server_error`, `temporarily_unavailable`, a malformed or
-    /// unexpected answer) may pass: [`LoginFailure::Transient`], retried with backoff. A 2xx
+    /// Everything else (429, 5xx, a code that says "later" such as `temporarily_unavailable` or
+    /// `authorization_pending`, a malformed or unexpected answer) may pass:
+    /// [`LoginFailure::Transient`], retried with backoff. A 2xx
     /// whose tokens do not parse is transient too: it is a server or proxy fault the user cannot
     /// fix, and `LoginRequired` would ask the user for an action that cannot help.
     pub fn login_failure(&self) -> LoginFailure {
@@ -148,6 +192,9 @@ impl TokenResponseError {
 }
 
 /// The `error` code of an RFC 6749 §5.2 error response.
+///
+/// `Display` shows a known code by name and anything else as `unrecognised` plus the fingerprint
+/// of what the server sent: a server cannot put text of its choosing into a log line.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum OAuthError {
@@ -169,37 +216,60 @@ pub enum OAuthError {
     ServerError,
     /// `temporarily_unavailable`: the server is overloaded or in maintenance; transient.
     TemporarilyUnavailable,
-    /// Any other code, control characters removed and cut to 64 characters.
-    Other(String),
+    /// `authorization_pending` (RFC 8628 §3.5): the user has not approved the device yet;
+    /// transient, ask again later.
+    AuthorizationPending,
+    /// `slow_down` (RFC 8628 §3.5): asked too often; transient, ask again later.
+    SlowDown,
+    /// `expired_token` (RFC 8628 §3.5): the device code expired.
+    ExpiredToken,
+    /// `invalid_token` (RFC 6750 §3.1): the token presented is expired, revoked or malformed.
+    InvalidToken,
+    /// `insufficient_scope` (RFC 6750 §3.1): the token lacks a scope.
+    InsufficientScope,
+    /// `unsupported_token_type` (RFC 7009 §2.2.1): the server cannot revoke this token type.
+    UnsupportedTokenType,
+    /// Any other code, control characters removed and cut to 64 characters: the server's text,
+    /// readable with [`ServerText::as_str`], shown as its fingerprint.
+    Unrecognised(ServerText),
 }
+
+/// Every known code with its wire name.
+const KNOWN_CODES: [(&str, OAuthError); 15] = [
+    ("invalid_request", OAuthError::InvalidRequest),
+    ("invalid_client", OAuthError::InvalidClient),
+    ("invalid_grant", OAuthError::InvalidGrant),
+    ("unauthorized_client", OAuthError::UnauthorizedClient),
+    ("unsupported_grant_type", OAuthError::UnsupportedGrantType),
+    ("invalid_scope", OAuthError::InvalidScope),
+    ("access_denied", OAuthError::AccessDenied),
+    ("server_error", OAuthError::ServerError),
+    (
+        "temporarily_unavailable",
+        OAuthError::TemporarilyUnavailable,
+    ),
+    ("authorization_pending", OAuthError::AuthorizationPending),
+    ("slow_down", OAuthError::SlowDown),
+    ("expired_token", OAuthError::ExpiredToken),
+    ("invalid_token", OAuthError::InvalidToken),
+    ("insufficient_scope", OAuthError::InsufficientScope),
+    ("unsupported_token_type", OAuthError::UnsupportedTokenType),
+];
 
 impl OAuthError {
     /// The typed code for `code`; known codes match in any ASCII case.
     pub fn from_code(code: &str) -> Self {
-        const KNOWN: [(&str, OAuthError); 9] = [
-            ("invalid_request", OAuthError::InvalidRequest),
-            ("invalid_client", OAuthError::InvalidClient),
-            ("invalid_grant", OAuthError::InvalidGrant),
-            ("unauthorized_client", OAuthError::UnauthorizedClient),
-            ("unsupported_grant_type", OAuthError::UnsupportedGrantType),
-            ("invalid_scope", OAuthError::InvalidScope),
-            ("access_denied", OAuthError::AccessDenied),
-            ("server_error", OAuthError::ServerError),
-            (
-                "temporarily_unavailable",
-                OAuthError::TemporarilyUnavailable,
-            ),
-        ];
-        KNOWN
+        KNOWN_CODES
             .into_iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(code))
             .map_or_else(
-                || OAuthError::Other(sanitize(code, MAX_CODE_CHARS)),
+                || OAuthError::Unrecognised(ServerText::new(sanitize(code, MAX_CODE_CHARS))),
                 |(_, error)| error,
             )
     }
 
-    /// The code as sent on the wire.
+    /// The code as sent on the wire. For [`OAuthError::Unrecognised`] that is the server's text:
+    /// data to compare, not to log.
     pub fn as_str(&self) -> &str {
         match self {
             OAuthError::InvalidRequest => "invalid_request",
@@ -211,22 +281,36 @@ impl OAuthError {
             OAuthError::AccessDenied => "access_denied",
             OAuthError::ServerError => "server_error",
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
-            OAuthError::Other(code) => code,
+            OAuthError::AuthorizationPending => "authorization_pending",
+            OAuthError::SlowDown => "slow_down",
+            OAuthError::ExpiredToken => "expired_token",
+            OAuthError::InvalidToken => "invalid_token",
+            OAuthError::InsufficientScope => "insufficient_scope",
+            OAuthError::UnsupportedTokenType => "unsupported_token_type",
+            OAuthError::Unrecognised(code) => code.as_str(),
         }
     }
 
-    /// Whether the code says the failure is temporary (`server_error`, `temporarily_unavailable`).
+    /// Whether the code says the failure is temporary: `server_error`,
+    /// `temporarily_unavailable`, and the device flow's `authorization_pending` and `slow_down`.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            OAuthError::ServerError | OAuthError::TemporarilyUnavailable
+            OAuthError::ServerError
+                | OAuthError::TemporarilyUnavailable
+                | OAuthError::AuthorizationPending
+                | OAuthError::SlowDown
         )
     }
 }
 
 impl fmt::Display for OAuthError {
+    /// A known code by name; an unrecognised one as `unrecognised` and its fingerprint.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            OAuthError::Unrecognised(code) => write!(f, "unrecognised {}", code.fingerprint()),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -309,7 +393,7 @@ fn parse_success(status: u16, body: &[u8]) -> Result<TokenSet, TokenResponseErro
         }
         Some(Value::String(kind)) => {
             return Err(TokenResponseError::UnsupportedTokenType {
-                token_type: sanitize(kind, MAX_TOKEN_TYPE_CHARS),
+                token_type: ServerText::new(sanitize(kind, MAX_TOKEN_TYPE_CHARS)),
             })
         }
         Some(_) => {
@@ -366,14 +450,15 @@ fn oauth_error(status: u16, fields: &Map<String, Value>) -> Option<TokenResponse
         Some(Value::String(code)) if !code.trim().is_empty() => code,
         _ => return None,
     };
-    let description = match fields.get("error_description") {
-        Some(Value::String(text)) => Some(sanitize(text, MAX_DESCRIPTION_CHARS)),
+    let text = |field| match fields.get(field) {
+        Some(Value::String(text)) => Some(ServerText::new(sanitize(text, MAX_TEXT_CHARS))),
         _ => None,
     };
     Some(TokenResponseError::OAuth {
         status,
         error: OAuthError::from_code(code),
-        description,
+        description: text("error_description"),
+        uri: text("error_uri"),
     })
 }
 
@@ -464,6 +549,7 @@ fn sanitize(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::fingerprint;
     use proptest::prelude::*;
 
     const SECRET: &str = "s3cr3t-access";
@@ -543,7 +629,7 @@ mod tests {
         assert_eq!(
             err(200, r#"{"access_token":"a","token_type":"mac"}"#),
             TokenResponseError::UnsupportedTokenType {
-                token_type: "mac".into()
+                token_type: ServerText::new("mac".into())
             }
         );
         assert_eq!(
@@ -647,31 +733,48 @@ mod tests {
             ("invalid_scope", OAuthError::InvalidScope),
             ("access_denied", OAuthError::AccessDenied),
             ("INVALID_GRANT", OAuthError::InvalidGrant),
+            ("slow_down", OAuthError::SlowDown),
             (
                 "need_phone_binding",
-                OAuthError::Other("need_phone_binding".into()),
+                OAuthError::Unrecognised(ServerText::new("need_phone_binding".into())),
             ),
         ];
         for (code, error) in cases {
             let body =
                 format!(r#"{{"error":"{code}","error_description":"why\nnot","error_uri":"u"}}"#);
-            let description = Some("whynot".to_string());
+            let response = err(400, &body);
             assert_eq!(
-                err(400, &body),
+                response,
                 TokenResponseError::OAuth {
                     status: 400,
-                    error,
-                    description
+                    error: error.clone(),
+                    description: Some(ServerText::new("whynot".into())),
+                    uri: Some(ServerText::new("u".into())),
                 }
             );
+            assert_eq!(response.oauth_error(), Some(&error));
+            assert_eq!(response.error_description(), Some("whynot"));
+            assert_eq!(response.error_uri(), Some("u"));
         }
+        let response = err(401, r#"{"error":"invalid_client","error_description":5}"#);
         assert_eq!(
-            err(401, r#"{"error":"invalid_client","error_description":5}"#),
+            response,
             TokenResponseError::OAuth {
                 status: 401,
                 error: OAuthError::InvalidClient,
-                description: None
+                description: None,
+                uri: None,
             }
+        );
+        assert_eq!(response.error_description(), None);
+        let server = err(503, "");
+        assert_eq!(
+            (
+                server.oauth_error(),
+                server.error_description(),
+                server.error_uri()
+            ),
+            (None, None, None)
         );
     }
 
@@ -681,8 +784,9 @@ mod tests {
             err(200, r#"{"error":"bad_verification_code"}"#),
             TokenResponseError::OAuth {
                 status: 200,
-                error: OAuthError::Other("bad_verification_code".into()),
+                error: OAuthError::Unrecognised(ServerText::new("bad_verification_code".into())),
                 description: None,
+                uri: None,
             }
         );
     }
@@ -783,6 +887,8 @@ mod tests {
             err(429, ""),
             err(400, r#"{"error":"temporarily_unavailable"}"#),
             err(400, r#"{"error":"server_error"}"#),
+            err(400, r#"{"error":"authorization_pending"}"#),
+            err(400, r#"{"error":"slow_down"}"#),
             err(400, "<html>"),
             err(302, ""),
             err(200, r#"{"access_token":"a","expires_in":0}"#),
@@ -810,7 +916,77 @@ mod tests {
         }
         let long = "a".repeat(1000);
         assert_eq!(OAuthError::from_code(&long).as_str().len(), MAX_CODE_CHARS);
-        assert_eq!(OAuthError::from_code("a\r\nb").to_string(), "ab");
+        assert_eq!(OAuthError::from_code("a\r\nb").as_str(), "ab");
+    }
+
+    #[test]
+    fn known_oauth_codes_are_shown_by_name() {
+        for (name, error) in KNOWN_CODES {
+            assert_eq!(OAuthError::from_code(name), error);
+            assert_eq!(error.to_string(), name);
+            assert_eq!(error.as_str(), name);
+            let body = format!(r#"{{"error":"{}"}}"#, name.to_ascii_uppercase());
+            let shown = err(400, &body).to_string();
+            assert_eq!(
+                shown,
+                format!("token endpoint refused the request (HTTP 400): {name}")
+            );
+        }
+    }
+
+    #[test]
+    fn server_echoing_the_refresh_token_in_its_error_never_shows_it() {
+        let body = format!(
+            r#"{{"error":"{REFRESH}","error_description":"bad token {REFRESH}","error_uri":"https://e.example/why?t={REFRESH}"}}"#
+        );
+        for status in [200, 400, 401] {
+            let error = err(status, &body);
+            for shown in [
+                error.to_string(),
+                format!("{error:?}"),
+                format!("{error:#?}"),
+            ] {
+                assert!(!shown.contains(REFRESH), "{shown}");
+            }
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "token endpoint refused the request (HTTP {status}): unrecognised {}",
+                    fingerprint(REFRESH)
+                )
+            );
+            let code = error.oauth_error().unwrap();
+            assert!(matches!(code, OAuthError::Unrecognised(_)), "{code:?}");
+            assert_eq!(code.as_str(), REFRESH);
+            assert_eq!(
+                error.error_description(),
+                Some(format!("bad token {REFRESH}").as_str())
+            );
+            assert_eq!(
+                error.error_uri(),
+                Some(format!("https://e.example/why?t={REFRESH}").as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn unsupported_token_type_is_named_or_fingerprinted_never_echoed() {
+        let named = err(200, r#"{"access_token":"a","token_type":"dpop"}"#);
+        assert_eq!(named.to_string(), "token type DPoP is not Bearer");
+        let echoed = err(
+            200,
+            &format!(r#"{{"access_token":"a","token_type":"{REFRESH}"}}"#),
+        );
+        for shown in [echoed.to_string(), format!("{echoed:?}")] {
+            assert!(!shown.contains(REFRESH), "{shown}");
+        }
+        assert_eq!(
+            echoed.to_string(),
+            format!(
+                "token type unrecognised {} is not Bearer",
+                fingerprint(REFRESH)
+            )
+        );
     }
 
     proptest! {

@@ -12,8 +12,45 @@
 //!
 //! Commas separate both challenges and the parameters of one challenge, so after a comma a
 //! `name=` starts another parameter and anything else starts the next challenge.
+//!
+//! Every string in a challenge is the server's. The accessors hand it to the caller as data;
+//! `Debug` and `Display` show registered names (schemes, RFC 6750 parameters and codes) and
+//! fingerprint everything else, so a parsed header is safe to log.
 
+use core::fmt;
+
+use super::server_text::{Named, ServerText};
 use crate::input::Verdict;
+use crate::token::fingerprint;
+
+/// Authentication schemes shown by name in `Debug` (the IANA "HTTP Authentication Scheme"
+/// registry).
+const SCHEMES: &[&str] = &[
+    "Basic",
+    "Bearer",
+    "Concealed",
+    "Digest",
+    "DPoP",
+    "GNAP",
+    "HOBA",
+    "Mutual",
+    "Negotiate",
+    "OAuth",
+    "PrivateToken",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-256",
+    "vapid",
+];
+
+/// Parameter names shown by name in `Debug` (RFC 7235, RFC 6750 §3, RFC 7617).
+const PARAMS: &[&str] = &[
+    "realm",
+    "scope",
+    "error",
+    "error_description",
+    "error_uri",
+    "charset",
+];
 
 /// Parses a `WWW-Authenticate` header value into its challenges, in order.
 ///
@@ -71,7 +108,10 @@ impl Verdict {
 }
 
 /// One challenge of a `WWW-Authenticate` header: a scheme and either auth-params or a token68.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// `Debug` names a registered scheme and parameter and fingerprints every other string (see the
+/// module doc); the accessors return the server's text.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Challenge {
     scheme: String,
     token68: Option<String>,
@@ -113,7 +153,10 @@ impl Challenge {
         if !self.is_scheme("Bearer") {
             return None;
         }
-        let text = |name| self.param(name).map(str::to_owned);
+        let text = |name| {
+            self.param(name)
+                .map(|value| ServerText::new(value.to_owned()))
+        };
         Some(BearerChallenge {
             realm: text("realm"),
             scope: text("scope"),
@@ -128,22 +171,27 @@ impl Challenge {
 }
 
 /// The parameters RFC 6750 §3 defines for a `Bearer` challenge (see [`Challenge::bearer`]).
+///
+/// The texts are the server's: read them with [`ServerText::as_str`]; `Debug` shows only their
+/// fingerprints.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct BearerChallenge {
     /// `realm`: the protection space.
-    pub realm: Option<String>,
+    pub realm: Option<ServerText>,
     /// `scope`: the space-separated scopes the resource needs.
-    pub scope: Option<String>,
+    pub scope: Option<ServerText>,
     /// `error`: why the request was refused; `None` when absent or empty.
     pub error: Option<BearerError>,
     /// `error_description`: human-readable text for developers.
-    pub error_description: Option<String>,
+    pub error_description: Option<ServerText>,
     /// `error_uri`: a page explaining the error.
-    pub error_uri: Option<String>,
+    pub error_uri: Option<ServerText>,
 }
 
 /// The `error` code of a Bearer challenge (RFC 6750 §3.1).
+///
+/// `Display` shows a known code by name and any other as `unrecognised` plus its fingerprint.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum BearerError {
@@ -153,8 +201,9 @@ pub enum BearerError {
     InvalidToken,
     /// `insufficient_scope`: the token lacks a scope; a refresh gives the same scopes.
     InsufficientScope,
-    /// Any other code, as received.
-    Other(String),
+    /// Any other code: the server's text, readable with [`ServerText::as_str`], shown as its
+    /// fingerprint.
+    Unrecognised(ServerText),
 }
 
 impl BearerError {
@@ -167,24 +216,65 @@ impl BearerError {
         } else if code.eq_ignore_ascii_case("insufficient_scope") {
             BearerError::InsufficientScope
         } else {
-            BearerError::Other(code.to_owned())
+            BearerError::Unrecognised(ServerText::new(code.to_owned()))
         }
     }
 
-    /// The code as sent on the wire.
+    /// The code as sent on the wire. For [`BearerError::Unrecognised`] that is the server's
+    /// text: data to compare, not to log.
     pub fn as_str(&self) -> &str {
         match self {
             BearerError::InvalidRequest => "invalid_request",
             BearerError::InvalidToken => "invalid_token",
             BearerError::InsufficientScope => "insufficient_scope",
-            BearerError::Other(code) => code,
+            BearerError::Unrecognised(code) => code.as_str(),
         }
     }
 }
 
-impl core::fmt::Display for BearerError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.as_str())
+impl fmt::Display for BearerError {
+    /// A known code by name; an unrecognised one as `unrecognised` and its fingerprint.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BearerError::Unrecognised(code) => write!(f, "unrecognised {}", code.fingerprint()),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+impl fmt::Debug for Challenge {
+    /// Registered schemes and parameter names by name, every value and anything else as a
+    /// fingerprint: `Challenge { scheme: Bearer, token68: None, params: {realm: fp:…} }`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Challenge")
+            .field("scheme", &Named::new(&self.scheme, SCHEMES))
+            .field("token68", &self.token68.as_deref().map(Fingerprinted))
+            .field("params", &Params(&self.params))
+            .finish()
+    }
+}
+
+/// A server's value in `Debug`: only its fingerprint.
+struct Fingerprinted<'a>(&'a str);
+
+impl fmt::Debug for Fingerprinted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&fingerprint(self.0))
+    }
+}
+
+/// A challenge's parameters in `Debug`: registered names by name, values fingerprinted.
+struct Params<'a>(&'a [(String, String)]);
+
+impl fmt::Debug for Params<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(name, value)| (Named::new(name, PARAMS), Fingerprinted(value))),
+            )
+            .finish()
     }
 }
 
@@ -418,6 +508,10 @@ mod tests {
         parse_www_authenticate(value).unwrap()
     }
 
+    fn text(value: &Option<ServerText>) -> Option<&str> {
+        value.as_ref().map(ServerText::as_str)
+    }
+
     fn challenge(scheme: &str, params: &[(&str, &str)]) -> Challenge {
         Challenge {
             scheme: scheme.to_owned(),
@@ -453,9 +547,9 @@ mod tests {
         );
         let bearer = challenges[0].bearer().unwrap();
         assert_eq!(bearer.error, Some(BearerError::InvalidToken));
-        assert_eq!(bearer.realm.as_deref(), Some("example"));
+        assert_eq!(text(&bearer.realm), Some("example"));
         assert_eq!(
-            bearer.error_description.as_deref(),
+            text(&bearer.error_description),
             Some("The access token expired")
         );
         assert_eq!(bearer.scope, None);
@@ -520,7 +614,7 @@ mod tests {
         assert_eq!(challenges[0].param("Scope"), Some("read"));
         let bearer = challenges[0].bearer().unwrap();
         assert_eq!(bearer.error, Some(BearerError::InvalidToken));
-        assert_eq!(bearer.scope.as_deref(), Some("read"));
+        assert_eq!(text(&bearer.scope), Some("read"));
     }
 
     #[test]
@@ -596,14 +690,16 @@ mod tests {
             .bearer()
             .unwrap();
         assert_eq!(bearer.error, Some(BearerError::InvalidRequest));
-        assert_eq!(bearer.error_uri.as_deref(), Some("https://e/x"));
+        assert_eq!(text(&bearer.error_uri), Some("https://e/x"));
         assert_eq!(parse(r#"Bearer error="""#)[0].bearer().unwrap().error, None);
         assert_eq!(
             parse("Bearer error=Something_Else")[0]
                 .bearer()
                 .unwrap()
                 .error,
-            Some(BearerError::Other("Something_Else".into()))
+            Some(BearerError::Unrecognised(ServerText::new(
+                "Something_Else".into()
+            )))
         );
         assert_eq!(
             BearerError::from_code("INSUFFICIENT_SCOPE"),
@@ -612,6 +708,49 @@ mod tests {
         assert_eq!(
             BearerError::InsufficientScope.to_string(),
             "insufficient_scope"
+        );
+    }
+
+    #[test]
+    fn challenges_echoing_a_token_never_show_it() {
+        const TOKEN: &str = "rt-s3cr3t";
+        let value = format!(
+            r#"Bearer realm="{TOKEN}", error="{TOKEN}", error_description="{TOKEN}", error_uri="https://e/?t={TOKEN}", scope="{TOKEN}", {TOKEN}="{TOKEN}", {TOKEN} {TOKEN}"#
+        );
+        let challenges = parse(&value);
+        let bearer = challenges[0].bearer().unwrap();
+        let error = bearer.error.clone().unwrap();
+        for shown in [
+            format!("{challenges:?}"),
+            format!("{challenges:#?}"),
+            format!("{bearer:?}"),
+            format!("{error:?}"),
+            error.to_string(),
+        ] {
+            assert!(!shown.contains(TOKEN), "{shown}");
+        }
+        assert_eq!(
+            error.to_string(),
+            format!("unrecognised {}", fingerprint(TOKEN))
+        );
+        assert_eq!(error.as_str(), TOKEN);
+        assert_eq!(text(&bearer.error_description), Some(TOKEN));
+        assert_eq!(challenges[1].token68(), Some(TOKEN));
+        assert_eq!(
+            format!(
+                "{:?}",
+                parse(r#"bearer realm="api", error=invalid_token"#)[0]
+            ),
+            format!(
+                "Challenge {{ scheme: Bearer, token68: None, params: {{realm: {}, error: {}}} }}",
+                fingerprint("api"),
+                fingerprint("invalid_token")
+            )
+        );
+        assert_eq!(
+            BearerError::InvalidToken.to_string(),
+            "invalid_token",
+            "known codes by name"
         );
     }
 
