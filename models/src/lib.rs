@@ -25,4 +25,4 @@ pub mod world;
 
 pub use check::{run, Outcome, Report, Search, Settings};
 pub use model::{Action, AuthModel, State};
-pub use world::{Budget, Kind, World};
+pub use world::{Budget, Corner, Kind, World};

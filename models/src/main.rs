@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use auth_core::Session;
 use auth_model::check::{Outcome, Search, Settings};
-use auth_model::{AuthModel, Kind, World};
+use auth_model::{AuthModel, Corner, Kind, World};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stateright::Model;
 
@@ -69,9 +69,15 @@ struct WorldArgs {
     max_queued: Option<usize>,
     /// Plant one of auth-core's deliberate bugs (needs `--features broken-variants`):
     /// no-generation-check, no-operation-id-check, second-refresh-in-flight,
-    /// release-before-persist, retry-without-budget.
+    /// release-before-persist, retry-without-budget, saturating-send-counter.
     #[arg(long)]
     bug: Option<String>,
+    /// Check a corner world of the configuration space instead (the other world flags are
+    /// ignored): minimum, maximum, no-queue-no-breaker, always-401-retries-0,
+    /// always-401-retries-1, always-401-retries-255. `check` then passes when the corner's
+    /// unreachable `sometimes` properties, and only those, stay unreached.
+    #[arg(long)]
+    corner: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -132,6 +138,21 @@ fn main() -> ExitCode {
 }
 
 fn model(args: &WorldArgs) -> Result<AuthModel, String> {
+    let model = match &args.corner {
+        Some(name) => AuthModel::new(
+            Corner::named(name)
+                .ok_or_else(|| format!("unknown corner {name:?}"))?
+                .world,
+        ),
+        None => AuthModel::new(world(args)?),
+    };
+    match &args.bug {
+        None => Ok(model),
+        Some(name) => Ok(model.with_plant(plant(name)?)),
+    }
+}
+
+fn world(args: &WorldArgs) -> Result<World, String> {
     let mut world = World::with_requests(args.requests);
     world.budget.faults = args.faults;
     world.budget.expiries = args.expiries;
@@ -150,11 +171,7 @@ fn model(args: &WorldArgs) -> Result<AuthModel, String> {
     if let Some(max_queued) = args.max_queued {
         world.config.max_queued = max_queued;
     }
-    let model = AuthModel::new(world);
-    match &args.bug {
-        None => Ok(model),
-        Some(name) => Ok(model.with_plant(plant(name)?)),
-    }
+    Ok(world)
 }
 
 #[cfg(feature = "broken-variants")]
@@ -166,6 +183,7 @@ fn plant(name: &str) -> Result<fn(Session) -> Session, String> {
         "second-refresh-in-flight" => |s| s.with_bug(Bug::SecondRefreshInFlight),
         "release-before-persist" => |s| s.with_bug(Bug::ReleaseBeforePersist),
         "retry-without-budget" => |s| s.with_bug(Bug::RetryWithoutBudget),
+        "saturating-send-counter" => |s| s.with_bug(Bug::SaturatingSendCounter),
         other => return Err(format!("unknown bug {other:?}")),
     };
     Ok(plant)
@@ -238,10 +256,23 @@ fn check(args: CheckArgs) -> ExitCode {
         }
     }
     println!("\n{}", report.table());
-    if report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    let verdict = match args.world.corner.as_deref().and_then(Corner::named) {
+        Some(corner) => {
+            println!("corner {}: {}", corner.name, corner.edges);
+            for (name, why) in corner.unreachable {
+                println!("  unreachable here: \"{name}\" ({why})");
+            }
+            corner.judge(&report)
+        }
+        None if report.passed() => Ok(()),
+        None => Err("FAIL".into()),
+    };
+    match verdict {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            println!("{why}");
+            ExitCode::FAILURE
+        }
     }
 }
 

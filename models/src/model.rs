@@ -102,6 +102,9 @@ impl Events {
     pub const RESTORED: Events = Events(1 << 5);
     /// A login/refresh result for an operation that is no longer current changed nothing.
     pub const STALE_RESULT_IGNORED: Events = Events(1 << 6);
+    /// A 401 for a retryable, replayable request was delivered as is: its retry budget was
+    /// spent.
+    pub const BUDGET_SPENT: Events = Events(1 << 7);
 
     /// Whether every event of `other` happened.
     pub fn contains(self, other: Events) -> bool {
@@ -336,7 +339,8 @@ impl AuthModel {
                 let Msg::Response { token, public, .. } = msg else {
                     return None;
                 };
-                let valid = token.is_some_and(|n| n >= s.server.valid_from);
+                let valid = !self.world.reject_every_call
+                    && token.is_some_and(|n| n >= s.server.valid_from);
                 let verdict = if public || valid {
                     Verdict::Accepted
                 } else {
@@ -353,6 +357,12 @@ impl AuthModel {
                 });
                 if verdict == Verdict::Accepted && attempt >= 2 && delivered {
                     s.events.insert(Events::RETRIED_DELIVERED);
+                }
+                if verdict == Verdict::Rejected
+                    && delivered
+                    && state.open.get(&id) == Some(&Kind::Bearer)
+                {
+                    s.events.insert(Events::BUDGET_SPENT);
                 }
                 let resent = out
                     .iter()
@@ -661,6 +671,9 @@ pub mod names {
     pub const RESTORED: &str = "restore after crash";
     /// Stale result ignored.
     pub const STALE: &str = "stale login/refresh result ignored";
+    /// A 401 delivered once the retry budget was spent (only in worlds whose API rejects
+    /// every call).
+    pub const BUDGET_SPENT: &str = "retry budget spent, 401 delivered";
 }
 
 /// The auth-core property an `always` property of the model stands for.
@@ -759,7 +772,7 @@ impl Model for AuthModel {
 
     fn properties(&self) -> Vec<stateright::Property<Self>> {
         use stateright::Property as P;
-        vec![
+        let mut properties = vec![
             P::always(names::P1, |_, s: &State| {
                 !s.violates(Property::P1ExactlyOnce)
             }),
@@ -806,6 +819,12 @@ impl Model for AuthModel {
             P::sometimes(names::STALE, |_, s: &State| {
                 s.events.contains(Events::STALE_RESULT_IGNORED)
             }),
-        ]
+        ];
+        if self.world.reject_every_call {
+            properties.push(P::sometimes(names::BUDGET_SPENT, |_, s: &State| {
+                s.events.contains(Events::BUDGET_SPENT)
+            }));
+        }
+        properties
     }
 }

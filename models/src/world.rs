@@ -110,6 +110,10 @@ pub struct World {
     /// `expires_in` of every token the auth server issues; `None` issues tokens without expiry
     /// (then only the server-side expiry action makes them fail).
     pub token_lifetime: Option<Duration>,
+    /// The API answers every authenticated call 401, whatever the token (logins and refreshes
+    /// still succeed): only the retry budget ends a request. Adds the `sometimes` property
+    /// "retry budget spent".
+    pub reject_every_call: bool,
 }
 
 impl World {
@@ -121,6 +125,7 @@ impl World {
             budget: Budget::with_requests(requests),
             kinds: vec![Kind::Bearer, Kind::Public, Kind::NoRetry],
             token_lifetime: None,
+            reject_every_call: false,
         }
     }
 
@@ -144,5 +149,228 @@ impl World {
 impl Default for World {
     fn default() -> Self {
         World::with_requests(2)
+    }
+}
+
+/// A world at the edges of the configuration space (DESIGN.md §5: configuration is input too).
+/// Exhausting every `Config` is impossible, so each edge of each field is checked at least once,
+/// in a world small enough to explore completely in CI.
+#[derive(Clone, Debug)]
+pub struct Corner {
+    /// Its name on the command line (`check --corner NAME`).
+    pub name: &'static str,
+    /// The edges it sits on.
+    pub edges: &'static str,
+    /// The world.
+    pub world: World,
+    /// The `sometimes` properties this world cannot reach, each with the reason: every other
+    /// one must be reached, so a corner cannot pass vacuously.
+    pub unreachable: &'static [(&'static str, &'static str)],
+}
+
+impl Corner {
+    /// Every corner world. Together they put every `Config` field at its minimum and its
+    /// maximum at least once (and `max_retries` also at 1 against an API that always says 401).
+    pub fn all() -> Vec<Corner> {
+        use crate::model::names;
+
+        let huge = Duration::MAX;
+        let zero = Duration::ZERO;
+        let default = World::default;
+        // The default world without the cancel, and without the explicit login: the corners
+        // whose timers or retries multiply the states stay exhaustive within CI time (the
+        // login alone multiplies them by 3 to 7).
+        let no_cancel = Budget {
+            cancels: 0,
+            ..Budget::with_requests(2)
+        };
+        let lean = Budget {
+            logins: 0,
+            ..no_cancel
+        };
+        vec![
+            Corner {
+                name: "minimum",
+                edges: "max_retries 0, max_queued 1, every duration 0 (queue and operation \
+                        timeouts, refresh margin, backoff, breaker cool-down), \
+                        max_operation_retries 0, jitter seed 0, breaker after 1 failure, eager \
+                        login, revoke on logout; tokens expire at once; no cancel",
+                world: World {
+                    config: Config {
+                        max_retries: 0,
+                        max_queued: 1,
+                        queue_timeout: zero,
+                        operation_timeout: zero,
+                        refresh_margin: zero,
+                        max_operation_retries: 0,
+                        backoff_base: zero,
+                        backoff_max: zero,
+                        jitter_seed: 0,
+                        max_refresh_failures: 1,
+                        breaker_cooldown: zero,
+                        eager_login: true,
+                        revoke_on_logout: true,
+                    },
+                    token_lifetime: Some(zero),
+                    budget: no_cancel,
+                    ..default()
+                },
+                unreachable: &[
+                    (names::RETRIED, "max_retries 0: nothing is sent twice"),
+                    (names::LATE_401, "max_retries 0: nothing is sent twice"),
+                    (
+                        names::QUEUE_TIMEOUT,
+                        "the zero operation deadline is due with every zero queue deadline and \
+                         fails the queue first (CircuitOpen, breaker after 1 failure)",
+                    ),
+                ],
+            },
+            Corner {
+                name: "maximum",
+                edges: "max_retries 255, max_queued usize::MAX, every duration Duration::MAX, \
+                        max_operation_retries u32::MAX, breaker after u32::MAX failures, \
+                        jitter seed u64::MAX, eager login, revoke on logout; tokens live \
+                        Duration::MAX; no explicit login, no cancel",
+                world: World {
+                    config: Config {
+                        max_retries: u8::MAX,
+                        max_queued: usize::MAX,
+                        queue_timeout: huge,
+                        operation_timeout: huge,
+                        refresh_margin: huge,
+                        max_operation_retries: u32::MAX,
+                        backoff_base: huge,
+                        backoff_max: huge,
+                        jitter_seed: u64::MAX,
+                        max_refresh_failures: u32::MAX,
+                        breaker_cooldown: huge,
+                        eager_login: true,
+                        revoke_on_logout: true,
+                    },
+                    token_lifetime: Some(huge),
+                    budget: lean,
+                    ..default()
+                },
+                unreachable: &[],
+            },
+            Corner {
+                name: "no-queue-no-breaker",
+                edges: "max_queued 0 (nothing waits), breaker off (0), default durations",
+                world: World {
+                    config: Config {
+                        max_queued: 0,
+                        max_refresh_failures: 0,
+                        ..World::session_config()
+                    },
+                    ..default()
+                },
+                unreachable: &[(names::QUEUE_TIMEOUT, "nothing waits")],
+            },
+            Corner {
+                name: "always-401-retries-0",
+                edges: "max_retries 0 against an API that answers every call 401",
+                world: World {
+                    config: Config {
+                        max_retries: 0,
+                        ..World::session_config()
+                    },
+                    reject_every_call: true,
+                    ..default()
+                },
+                unreachable: &[
+                    (names::RETRIED, "nothing is sent twice"),
+                    (names::LATE_401, "nothing is sent twice"),
+                    (
+                        names::INVALID_GRANT,
+                        "a 401 is delivered at once, so nothing ever refreshes",
+                    ),
+                    (
+                        names::LOGOUT_REFRESH,
+                        "a 401 is delivered at once, so nothing ever refreshes",
+                    ),
+                ],
+            },
+            Corner {
+                name: "always-401-retries-1",
+                edges: "max_retries 1 (the default) against an API that answers every call 401; \
+                        no explicit login, no cancel",
+                world: World {
+                    reject_every_call: true,
+                    budget: lean,
+                    ..default()
+                },
+                unreachable: &[(names::RETRIED, "no call is ever accepted")],
+            },
+            Corner {
+                name: "always-401-retries-255",
+                edges: "max_retries 255 against an API that answers every call 401: one \
+                        request sent 256 times (the u8 saturation of issue 10); one bearer \
+                        request, one fault, one logout",
+                world: World {
+                    config: Config {
+                        max_retries: u8::MAX,
+                        ..World::session_config()
+                    },
+                    budget: Budget {
+                        requests: 1,
+                        faults: 1,
+                        expiries: 0,
+                        logouts: 1,
+                        logins: 0,
+                        cancels: 0,
+                        crashes: 0,
+                    },
+                    kinds: vec![Kind::Bearer],
+                    reject_every_call: true,
+                    ..default()
+                },
+                unreachable: &[
+                    (names::RETRIED, "no call is ever accepted"),
+                    (names::LATE_401, "needs a second request"),
+                    (
+                        names::RESTORED,
+                        "no crash: with 256 sends a crash at every step costs 6x the states",
+                    ),
+                ],
+            },
+        ]
+    }
+
+    /// The corner called `name`.
+    pub fn named(name: &str) -> Option<Corner> {
+        Corner::all().into_iter().find(|c| c.name == name)
+    }
+
+    /// Whether `report` is what this corner must give: a complete search, every `always`
+    /// property holding, and every `sometimes` property reached except the ones listed as
+    /// unreachable (which must indeed stay unreached, or the list is stale).
+    pub fn judge(&self, report: &crate::Report) -> Result<(), String> {
+        use crate::check::Outcome;
+
+        if let Some(why) = &report.incomplete {
+            return Err(format!("{}: incomplete search: {why}", self.name));
+        }
+        for property in &report.properties {
+            let excused = self
+                .unreachable
+                .iter()
+                .any(|(name, _)| *name == property.name);
+            match (property.outcome, excused) {
+                (Outcome::Violated, _) => {
+                    return Err(format!("{}: \"{}\" violated", self.name, property.name))
+                }
+                (Outcome::NotReached, false) => {
+                    return Err(format!("{}: \"{}\" not reached", self.name, property.name))
+                }
+                (Outcome::Reached, true) => {
+                    return Err(format!(
+                        "{}: \"{}\" is listed as unreachable but was reached",
+                        self.name, property.name
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@ use auth_core::{Property, Session, Trace};
 use auth_model::check::Outcome;
 use auth_model::model::{core_property, names};
 use auth_model::trace::replay;
-use auth_model::{run, AuthModel, Settings, World};
+use auth_model::{run, AuthModel, Corner, Settings, World};
 
 /// Finds the counterexample for `property` in `world` with `plant`, and checks its trace.
 fn caught(world: World, plant: fn(Session) -> Session, property: &'static str) {
@@ -84,6 +84,15 @@ fn retry_without_budget_is_caught_by_p5() {
     let mut world = World::default();
     world.budget.expiries = 2;
     caught(world, |s| s.with_bug(Bug::RetryWithoutBudget), names::P5);
+}
+
+#[test]
+fn send_counter_saturating_at_255_is_caught_by_p5() {
+    // Issue 10's bug: with max_retries 255 a send counter stuck at 255 never spends the budget,
+    // so an API that answers every call 401 gets the request forever. The corner world with
+    // exactly that config catches it at the 257th send.
+    let world = Corner::named("always-401-retries-255").unwrap().world;
+    caught(world, |s| s.with_bug(Bug::SaturatingSendCounter), names::P5);
 }
 
 #[test]

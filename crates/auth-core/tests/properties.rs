@@ -1,6 +1,6 @@
 //! Property tests: random sequences of app actions, network faults and server faults through the
 //! simulator, with the shared [`auth_core::Monitor`] judged after every step (P1–P7), and P8 once
-//! the faults stop.
+//! the faults stop. Configurations come from the whole range of every field, edges weighted.
 //!
 //! CI runs proptest's default case count. For a long run:
 //! `PROPTEST_CASES=100000 cargo test --release -p auth-core --test properties`.
@@ -53,6 +53,7 @@ fn session_op() -> impl Strategy<Value = Op> {
         1 => fault().prop_map(Op::FailNextLogin),
         2 => fault().prop_map(Op::FailNextRefresh),
         2 => net_fault().prop_map(Op::FaultNextResponse),
+        1 => any::<bool>().prop_map(Op::RejectEveryCall),
     ]
 }
 
@@ -61,26 +62,113 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![30 => session_op(), 1 => Just(Op::Restart)]
 }
 
+/// A `u8` from its whole range, the edges (0, 1, 254, 255) and small values weighted so that
+/// each is drawn often.
+fn whole_u8() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        2 => Just(0u8),
+        2 => Just(1),
+        1 => Just(u8::MAX - 1),
+        3 => Just(u8::MAX),
+        2 => 2u8..4,
+        2 => any::<u8>(),
+    ]
+}
+
+/// A `u32` from its whole range, edges weighted.
+fn whole_u32() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        2 => Just(0u32),
+        2 => Just(1),
+        2 => Just(u32::MAX),
+        1 => Just(u32::MAX - 1),
+        3 => 2u32..6,
+        2 => any::<u32>(),
+    ]
+}
+
+/// A `usize` from its whole range, edges weighted.
+fn whole_usize() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        2 => Just(0usize),
+        2 => Just(1),
+        2 => Just(usize::MAX),
+        3 => 2usize..24,
+        1 => any::<usize>(),
+    ]
+}
+
+/// A `u64` from its whole range, edges weighted.
+fn whole_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        1 => Just(0u64),
+        1 => Just(u64::MAX),
+        4 => any::<u64>(),
+    ]
+}
+
+/// A duration from zero to `Duration::MAX`: zero, one millisecond, the simulator's interesting
+/// delays, any number of milliseconds, and the maximum (which saturates every deadline), with
+/// the edges weighted.
+fn whole_duration() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        2 => Just(Duration::ZERO),
+        1 => Just(Duration::from_millis(1)),
+        3 => proptest::sample::select(&INTERESTING_DELAYS[..]),
+        1 => (0u64..100_000).prop_map(Duration::from_millis),
+        1 => any::<u64>().prop_map(Duration::from_millis),
+        1 => (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+        2 => Just(Duration::MAX),
+    ]
+}
+
+/// A configuration drawn from the whole range of every field (DESIGN.md §5: configuration is
+/// input too), each field's edges weighted so that they are drawn often.
 fn config() -> impl Strategy<Value = Config> {
-    (
-        0u8..3,
-        1usize..20,
-        any::<bool>(),
-        1u32..6,
-        any::<bool>(),
-        any::<u64>(),
+    let counts = (
+        whole_u8(),
+        whole_usize(),
+        whole_u32(),
+        whole_u32(),
+        whole_u64(),
+    );
+    let durations = (
+        whole_duration(),
+        whole_duration(),
+        whole_duration(),
+        whole_duration(),
+        whole_duration(),
+        whole_duration(),
+    );
+    (counts, durations, any::<bool>(), any::<bool>()).prop_map(
+        |(
+            (max_retries, max_queued, max_operation_retries, max_refresh_failures, jitter_seed),
+            (
+                queue_timeout,
+                operation_timeout,
+                refresh_margin,
+                backoff_base,
+                backoff_max,
+                breaker_cooldown,
+            ),
+            eager_login,
+            revoke_on_logout,
+        )| Config {
+            max_retries,
+            max_queued,
+            queue_timeout,
+            operation_timeout,
+            refresh_margin,
+            max_operation_retries,
+            backoff_base,
+            backoff_max,
+            jitter_seed,
+            max_refresh_failures,
+            breaker_cooldown,
+            eager_login,
+            revoke_on_logout,
+        },
     )
-        .prop_map(
-            |(max_retries, max_queued, eager_login, max_refresh_failures, revoke, seed)| Config {
-                max_retries,
-                max_queued,
-                eager_login,
-                max_refresh_failures,
-                revoke_on_logout: revoke,
-                jitter_seed: seed,
-                ..Config::default()
-            },
-        )
 }
 
 proptest! {
@@ -94,7 +182,7 @@ proptest! {
     #[test]
     fn monitor_holds_under_random_faults_and_everything_settles(
         config in config(),
-        lifetime_s in prop_oneof![Just(0u64), Just(1), Just(60), Just(3600)],
+        lifetime_s in prop_oneof![Just(0u64), Just(1), Just(60), Just(3600), Just(u64::MAX)],
         ops in proptest::collection::vec(op(), 0..80),
     ) {
         let server = auth_core::sim::FakeServer::new(Duration::from_secs(lifetime_s));

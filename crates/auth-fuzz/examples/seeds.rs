@@ -6,8 +6,9 @@
 //!
 //! `fuzz/run.sh` merges them into the corpus before fuzzing. They are RFC examples and edge cases
 //! for the parsers, real recordings of the simulator for `trace`, real store contents for
-//! `snapshot`, and deterministic pseudo-random bytes for `session` (whose bytes only mean
-//! something to `arbitrary`).
+//! `snapshot`, and for `session` (whose bytes only mean something to `arbitrary`) deterministic
+//! pseudo-random bytes plus one input found by decoding for each corner of the configuration
+//! space.
 
 use core::time::Duration;
 use std::path::Path;
@@ -51,20 +52,108 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Pseudo-random byte strings of several lengths (a fixed xorshift, so the seeds never change).
-fn session() -> Vec<Vec<u8>> {
-    let mut state: u64 = 0x5ea_4e55_f022;
-    let mut next = move || {
+/// A fixed xorshift byte stream, so the seeds never change.
+fn xorshift(mut state: u64) -> impl FnMut() -> u8 {
+    move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         state.to_le_bytes()[0]
-    };
-    [16usize, 32, 64, 128, 256, 512, 1024]
+    }
+}
+
+/// Pseudo-random byte strings of several lengths, then one input for each corner of the
+/// configuration space (see [`session_corners`]).
+fn session() -> Vec<Vec<u8>> {
+    let mut next = xorshift(0x5ea_4e55_f022);
+    let mut seeds: Vec<Vec<u8>> = [16usize, 32, 64, 128, 256, 512, 1024]
         .iter()
         .flat_map(|&len| [len, len + 7])
         .map(|len| (0..len).map(|_| next()).collect())
-        .collect()
+        .collect();
+    seeds.extend(session_corners());
+    seeds
+}
+
+/// For each corner of the configuration space, the first pseudo-random input (of 256 bytes,
+/// from a fixed stream) whose scenario sits on it and submits an authenticated request. The
+/// session target's bytes only mean something to `arbitrary`, so the inputs are found by
+/// decoding rather than written by hand; they follow any change of the scenario's layout.
+fn session_corners() -> Vec<Vec<u8>> {
+    use auth_fuzz::session::{FuzzOp, Scenario, Span, SpecKind, Whole};
+
+    type Corner = (&'static str, fn(&Scenario) -> bool);
+    fn timers(s: &Scenario, all: fn(Span) -> bool) -> bool {
+        s.config.timers.is_some_and(|t| {
+            [
+                t.queue_timeout,
+                t.operation_timeout,
+                t.refresh_margin,
+                t.backoff_base,
+                t.backoff_max,
+                t.breaker_cooldown,
+            ]
+            .into_iter()
+            .all(all)
+        })
+    }
+    fn rejecting(s: &Scenario) -> bool {
+        s.ops.contains(&FuzzOp::RejectEveryCall(true))
+    }
+    let corners: [Corner; 12] = [
+        ("max_retries 255, API rejecting every call", |s| {
+            s.config.max_retries == Whole::Max && rejecting(s)
+        }),
+        ("max_retries 254, API rejecting every call", |s| {
+            s.config.max_retries == Whole::BelowMax && rejecting(s)
+        }),
+        ("max_retries 0, API rejecting every call", |s| {
+            s.config.max_retries == Whole::Zero && rejecting(s)
+        }),
+        ("max_queued 0", |s| s.config.max_queued == Whole::Zero),
+        ("max_queued usize::MAX", |s| {
+            s.config.max_queued == Whole::Max
+        }),
+        // Breaker after one failure: with every duration zero and the breaker off the session
+        // may retry billions of times at one instant (a corpus input doing that costs a second).
+        ("every duration zero", |s| {
+            timers(s, |t| t == Span::Zero) && s.config.max_refresh_failures == Whole::One
+        }),
+        ("every duration Duration::MAX", |s| {
+            timers(s, |t| t == Span::Max)
+        }),
+        ("breaker off, operation retries u32::MAX", |s| {
+            s.config.max_refresh_failures == Whole::Zero
+                && s.config.max_operation_retries == Whole::Max
+        }),
+        ("breaker after u32::MAX failures, no operation retry", |s| {
+            s.config.max_refresh_failures == Whole::Max
+                && s.config.max_operation_retries == Whole::Zero
+        }),
+        ("eager login and revoke on logout", |s| {
+            s.config.eager_login && s.config.revoke_on_logout
+        }),
+        ("jitter seed 0", |s| s.config.jitter_seed == Whole::Zero),
+        ("jitter seed u64::MAX", |s| {
+            s.config.jitter_seed == Whole::Max
+        }),
+    ];
+    let mut next = xorshift(0xc0_4e55);
+    let mut found = Vec::new();
+    for (corner, sits_on) in corners {
+        let seed = (0..20_000_000)
+            .map(|_| (0..256).map(|_| next()).collect::<Vec<u8>>())
+            .find(|bytes| {
+                Scenario::decode(bytes).is_some_and(|s| {
+                    sits_on(&s) && s.ops.contains(&FuzzOp::Submit(SpecKind::Bearer))
+                })
+            });
+        match seed {
+            Some(bytes) => found.push(bytes),
+            None => eprintln!("no seed found for the corner \"{corner}\""),
+        }
+    }
+    found
 }
 
 /// The first byte picks the status: 0 = 200, 1 = 201, 4 = 400, 5 = 401, 10 = 429, 11 = 500,

@@ -1,7 +1,8 @@
 //! The `session` target: a typed sequence of things that happen, driven through the simulator.
 //!
-//! The fuzzer's bytes become a [`Scenario`] through [`arbitrary`]: configuration knobs, the fake
-//! server's token lifetime and the network latency, then a list of [`FuzzOp`]s, each mapped onto
+//! The fuzzer's bytes become a [`Scenario`] through [`arbitrary`]: the configuration (every field
+//! from its whole range, edges weighted: [`Knobs`]), the fake server's token lifetime and the
+//! network latency, then a list of [`FuzzOp`]s, each mapped onto
 //! the simulator's own vocabulary [`auth_core::sim::Op`] (the same one the property tests draw
 //! from), onto a knob of the fake server, or onto a [`Forged`] input fed straight to the session
 //! (a response or result no faithful driver would send: stale, duplicated, for the wrong
@@ -39,42 +40,78 @@ pub struct Scenario {
     pub ops: Vec<FuzzOp>,
 }
 
-/// The configuration, in ranges that keep an input small but reach every rule.
+/// The configuration, every field from its whole range (DESIGN.md §5: configuration is input
+/// too), with the edges weighted: each count is its minimum, 1, its maximum or one below in
+/// four of six choices.
 #[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Knobs {
-    /// `max_retries`, taken modulo 4.
-    pub max_retries: u8,
-    /// `max_queued`, 1 + this modulo 24.
-    pub max_queued: u8,
+    /// `max_retries`.
+    pub max_retries: Whole<u8>,
+    /// `max_queued` (0: nothing may wait).
+    pub max_queued: Whole<usize>,
     /// `eager_login`.
     pub eager_login: bool,
     /// `revoke_on_logout`.
     pub revoke_on_logout: bool,
-    /// `max_operation_retries`, taken modulo 4.
-    pub max_operation_retries: u8,
-    /// `max_refresh_failures`, 1 + this modulo 6.
-    pub max_refresh_failures: u8,
+    /// `max_operation_retries`.
+    pub max_operation_retries: Whole<u32>,
+    /// `max_refresh_failures` (0: the breaker is off).
+    pub max_refresh_failures: Whole<u32>,
     /// `jitter_seed`.
-    pub jitter_seed: u64,
+    pub jitter_seed: Whole<u64>,
     /// The timers; `None` keeps the defaults.
     pub timers: Option<Timers>,
+}
+
+/// A value from the whole range of an integer type, its edges weighted.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whole<T> {
+    /// 0.
+    Zero,
+    /// 1.
+    One,
+    /// The type's maximum.
+    Max,
+    /// One below the maximum.
+    BelowMax,
+    /// A small value: this modulo 8.
+    Small(u8),
+    /// Any value.
+    Any(T),
 }
 
 /// The configured durations.
 #[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timers {
     /// `queue_timeout`.
-    pub queue_timeout: Delay,
+    pub queue_timeout: Span,
     /// `operation_timeout`.
-    pub operation_timeout: Delay,
+    pub operation_timeout: Span,
     /// `refresh_margin`.
-    pub refresh_margin: Delay,
+    pub refresh_margin: Span,
     /// `backoff_base`.
-    pub backoff_base: Delay,
+    pub backoff_base: Span,
     /// `backoff_max`.
-    pub backoff_max: Delay,
+    pub backoff_max: Span,
     /// `breaker_cooldown`.
-    pub breaker_cooldown: Delay,
+    pub breaker_cooldown: Span,
+}
+
+/// A configured duration, from zero to `Duration::MAX` (which saturates every deadline), its
+/// edges weighted.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Span {
+    /// Zero.
+    Zero,
+    /// One millisecond.
+    OneMilli,
+    /// `Duration::MAX`.
+    Max,
+    /// One of the simulator's interesting delays, or a small or any number of milliseconds or
+    /// seconds.
+    Delay(Delay),
+    /// Any number of milliseconds.
+    AnyMillis(u64),
 }
 
 /// A duration: one of the simulator's interesting delays, or any number of milliseconds or
@@ -131,6 +168,9 @@ pub enum FuzzOp {
     DenyScope(u8),
     /// The process restarts from the token store.
     Restart,
+    /// The API starts (`true`) or stops answering every protected call 401, whatever the
+    /// token; only the retry budget then ends a request.
+    RejectEveryCall(bool),
     /// An input no faithful driver sends, fed straight to the session: a hostile or buggy
     /// driver, a proxy answering twice, a result that crossed a restart.
     Forge(Forged),
@@ -319,13 +359,13 @@ impl Knobs {
     pub fn config(&self) -> Config {
         let defaults = Config::default();
         let mut config = Config {
-            max_retries: self.max_retries % 4,
-            max_queued: 1 + usize::from(self.max_queued % 24),
+            max_retries: self.max_retries.value(),
+            max_queued: self.max_queued.value(),
             eager_login: self.eager_login,
             revoke_on_logout: self.revoke_on_logout,
-            max_operation_retries: u32::from(self.max_operation_retries % 4),
-            max_refresh_failures: 1 + u32::from(self.max_refresh_failures % 6),
-            jitter_seed: self.jitter_seed,
+            max_operation_retries: self.max_operation_retries.value(),
+            max_refresh_failures: self.max_refresh_failures.value(),
+            jitter_seed: self.jitter_seed.value(),
             ..defaults
         };
         if let Some(timers) = self.timers {
@@ -337,6 +377,61 @@ impl Knobs {
             config.breaker_cooldown = timers.breaker_cooldown.duration();
         }
         config
+    }
+}
+
+/// The integer types a [`Whole`] draws from.
+pub trait Integer: Copy {
+    /// The type's maximum.
+    const MAX: Self;
+    /// `n` as this type.
+    fn from_u8(n: u8) -> Self;
+    /// One less (never called on zero).
+    fn below(self) -> Self;
+}
+
+macro_rules! integer {
+    ($($t:ty),*) => {
+        $(
+            impl Integer for $t {
+                const MAX: Self = <$t>::MAX;
+                fn from_u8(n: u8) -> Self {
+                    n.into()
+                }
+                fn below(self) -> Self {
+                    self - 1
+                }
+            }
+        )*
+    };
+}
+
+integer!(u8, u32, u64, usize);
+
+impl<T: Integer> Whole<T> {
+    /// The value.
+    pub fn value(self) -> T {
+        match self {
+            Whole::Zero => T::from_u8(0),
+            Whole::One => T::from_u8(1),
+            Whole::Max => T::MAX,
+            Whole::BelowMax => T::MAX.below(),
+            Whole::Small(n) => T::from_u8(n % 8),
+            Whole::Any(value) => value,
+        }
+    }
+}
+
+impl Span {
+    /// The duration.
+    pub fn duration(self) -> Duration {
+        match self {
+            Span::Zero => Duration::ZERO,
+            Span::OneMilli => Duration::from_millis(1),
+            Span::Max => Duration::MAX,
+            Span::Delay(delay) => delay.duration(),
+            Span::AnyMillis(ms) => Duration::from_millis(ms),
+        }
     }
 }
 
@@ -398,6 +493,7 @@ impl FuzzOp {
             FuzzOp::FailNextRefresh(fault) => Op::FailNextRefresh(fault.fault()),
             FuzzOp::FaultNextResponse(fault) => Op::FaultNextResponse(fault.fault()),
             FuzzOp::Restart => Op::Restart,
+            FuzzOp::RejectEveryCall(reject) => Op::RejectEveryCall(reject),
             FuzzOp::DenyScope(_) | FuzzOp::Forge(_) => return None,
         })
     }
@@ -540,4 +636,85 @@ fn fail(sim: &Sim, when: &str) -> ! {
         sim.transcript(),
         sim.trace().to_json()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed corpus keeps an input at each end of every `Config` field (and one with
+    /// `max_retries: 255` against an API that rejects every call), so the replay in CI checks
+    /// the edges of the configuration space, not only what coverage-guided minimisation kept.
+    #[test]
+    fn the_committed_corpus_sits_on_every_edge_of_the_config_space() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/session");
+        let scenarios: Vec<Scenario> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+            .filter_map(|entry| std::fs::read(entry.ok()?.path()).ok())
+            .filter_map(|bytes| Scenario::decode(&bytes))
+            .collect();
+        let configs: Vec<Config> = scenarios.iter().map(|s| s.config.config()).collect();
+        let any = |test: &dyn Fn(&Config) -> bool| configs.iter().any(test);
+        let mut missing = Vec::new();
+        let mut edge = |name: &str, reached: bool| {
+            if !reached {
+                missing.push(name.to_owned());
+            }
+        };
+        edge("max_retries 0", any(&|c| c.max_retries == 0));
+        edge("max_retries 255", any(&|c| c.max_retries == u8::MAX));
+        edge("max_queued 0", any(&|c| c.max_queued == 0));
+        edge(
+            "max_queued usize::MAX",
+            any(&|c| c.max_queued == usize::MAX),
+        );
+        edge(
+            "max_operation_retries 0",
+            any(&|c| c.max_operation_retries == 0),
+        );
+        edge(
+            "max_operation_retries u32::MAX",
+            any(&|c| c.max_operation_retries == u32::MAX),
+        );
+        edge("breaker off", any(&|c| c.max_refresh_failures == 0));
+        edge("breaker after 1", any(&|c| c.max_refresh_failures == 1));
+        edge(
+            "breaker after u32::MAX",
+            any(&|c| c.max_refresh_failures == u32::MAX),
+        );
+        edge("jitter seed 0", any(&|c| c.jitter_seed == 0));
+        edge("jitter seed u64::MAX", any(&|c| c.jitter_seed == u64::MAX));
+        edge("eager login", any(&|c| c.eager_login));
+        edge("revoke on logout", any(&|c| c.revoke_on_logout));
+        type Field = (&'static str, fn(&Config) -> Duration);
+        let durations: [Field; 6] = [
+            ("queue_timeout", |c| c.queue_timeout),
+            ("operation_timeout", |c| c.operation_timeout),
+            ("refresh_margin", |c| c.refresh_margin),
+            ("backoff_base", |c| c.backoff_base),
+            ("backoff_max", |c| c.backoff_max),
+            ("breaker_cooldown", |c| c.breaker_cooldown),
+        ];
+        for (name, get) in durations {
+            edge(&format!("{name} 0"), any(&|c| get(c) == Duration::ZERO));
+            edge(
+                &format!("{name} Duration::MAX"),
+                any(&|c| get(c) == Duration::MAX),
+            );
+        }
+        edge(
+            "max_retries 255 against an API rejecting every call",
+            scenarios.iter().any(|s| {
+                s.config.config().max_retries == u8::MAX
+                    && s.ops.contains(&FuzzOp::RejectEveryCall(true))
+            }),
+        );
+        assert!(
+            missing.is_empty(),
+            "no corpus input sits on {missing:?}; restore the corner seeds with \
+             `cargo run -p auth-fuzz --example seeds -- /tmp/seeds && \
+             cp -n /tmp/seeds/session/seed-* fuzz/corpus/session/`"
+        );
+    }
 }

@@ -47,6 +47,9 @@ pub enum NetFault {
     Delay(Duration),
 }
 
+/// The most messages and timers one [`Sim::advance`] runs.
+pub const ADVANCE_STEPS: usize = 10_000;
+
 /// The simulator. See the module documentation.
 #[derive(Debug)]
 pub struct Sim {
@@ -197,10 +200,14 @@ impl Sim {
         }
     }
 
-    /// Runs everything due within `duration`, then moves the clock to the end of it.
+    /// Runs everything due within `duration`, then moves the clock to the end of it. At most
+    /// [`ADVANCE_STEPS`] messages and timers are run: a configuration can make the session
+    /// re-arm a timer at the very instant it fires for a long time (a zero operation timeout and
+    /// zero backoff, breaker off, `max_operation_retries` in the billions), and such a stretch
+    /// must not hang the simulator; what is left runs late, as on a descheduled driver.
     pub fn advance(&mut self, duration: Duration) {
         let until = self.now.saturating_add(duration);
-        loop {
+        for _ in 0..ADVANCE_STEPS {
             let event = self.events.first_key_value().map(|(&(at, _), _)| at);
             let next = [event, self.checked.session.poll_timeout()]
                 .into_iter()

@@ -70,11 +70,14 @@ impl Sim {
         }
     }
 
-    /// Faults stop: pending server and network faults are dropped, everything runs to the end,
-    /// and P8 is judged. Returns `false` if the world did not go quiet within `max_steps`.
+    /// Faults stop: pending server and network faults are dropped, the network answers within
+    /// the operation timeout (a network slower than a configured `operation_timeout` of, say,
+    /// zero fails every login and refresh: a fault that must stop too), everything runs to the
+    /// end, and P8 is judged. Returns `false` if the world did not go quiet within `max_steps`.
     pub fn settle(&mut self, max_steps: usize) -> bool {
         self.server.clear_faults();
         self.clear_net_faults();
+        self.latency = self.latency.min(self.session().config().operation_timeout);
         let settled = self.drive_bounded(max_steps).is_ok();
         self.check_settled();
         settled
