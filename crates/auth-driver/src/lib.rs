@@ -1,0 +1,39 @@
+//! # auth-driver: the runtime-agnostic driver core of Seamless
+//!
+//! `auth-core` decides; a driver carries out. This crate is everything a driver does that does
+//! not depend on the runtime, written once for `auth-tokio` (async tasks) and `auth-blocking`
+//! (threads): the [`Session`](auth_core::Session) behind a short lock, the table of callers
+//! waiting for their next [`Step`], and the routing of every command the session emits, to the
+//! caller it concerns (`Send`, `Complete`) or to the runtime as [`Work`] (`Login`, `Refresh`,
+//! `Revoke`, `Persist`, `ClearStore`) and its one timer.
+//!
+//! ## How a driver uses it
+//!
+//! Callers (any task or thread, many at once):
+//! 1. [`Core::submit`] → the request's id, and its first step when the session decided at once
+//!    (the happy path: sent with a usable token).
+//! 2. Otherwise [`Core::poll_step`] with a `Waker` (a task's, or one that unparks a thread)
+//!    until a step comes.
+//! 3. On [`Step::Send`]: send the request, then [`Core::respond`] → `Done(Deliver)` at once for
+//!    an accepted answer, or the resend, or nothing (poll again).
+//! 4. A caller that gives up calls [`Core::cancel`]; it is never sent after that.
+//!
+//! The runtime (one background task or thread):
+//! 1. [`Core::take_work`] until `None`, in order: start `Login`/`Refresh`/`Revoke` on a task or
+//!    thread of their own (they report with [`Core::login_done`]/[`Core::refresh_done`] from
+//!    there); carry out `Persist` and `ClearStore` in place and report with
+//!    [`Core::persisted`]/[`Core::cleared`] before taking the next work.
+//! 2. Arm the one timer for [`Core::next_deadline`]; when it fires, [`Core::handle_timeout`].
+//! 3. Wait on [`Core::poll_background`] (work arrived, or a deadline moved earlier) or the timer.
+//!
+//! Every auth decision stays in `auth-core`; the one rule here is about durability: a `Send`
+//! carrying tokens whose `Persist` is not reported done is held back until it is (P7 for the
+//! whole system, not only for the command stream).
+#![warn(missing_docs, unreachable_pub)]
+
+mod core;
+mod sync;
+mod work;
+
+pub use crate::core::{Core, StateHook};
+pub use crate::work::{Guard, LogoutError, LogoutTicket, Step, Work};

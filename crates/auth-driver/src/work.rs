@@ -1,0 +1,103 @@
+//! What the driver core hands out: [`Step`]s to callers and [`Work`] to the runtime.
+
+use core::fmt;
+
+use auth_core::{AccessToken, OpId, Outcome, Persist, RefreshToken};
+use auth_store::StoreError;
+
+/// What one caller does next.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Send the request (again) with this token (`None` for a public request), then answer with
+    /// [`crate::Core::respond`] and this attempt number.
+    Send {
+        /// 1 for the first send, 2 for the retry after a refresh, ...
+        attempt: u16,
+        /// The bearer token; `None` for a public request.
+        token: Option<AccessToken>,
+    },
+    /// The request is finished: hand over the response held for it, or fail it.
+    Done(Outcome),
+    /// The driver stopped ([`crate::Core::stop`]); the request is abandoned.
+    Stopped,
+}
+
+/// Names one `logout()` call, so it hears the result of its own clear of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogoutTicket(pub(crate) u64);
+
+/// Why a logout is not known to be durable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogoutError {
+    /// The session in memory is logged out, but the store could not be cleared: a restart
+    /// would bring the session back. Log out again to retry the clear.
+    #[error("logged out, but the stored session could not be cleared: {0}")]
+    NotDurable(#[source] StoreError),
+    /// The driver stopped before the store was cleared.
+    #[error("the session driver has stopped")]
+    Stopped,
+}
+
+/// Something the runtime holds while an operation's result is made durable: the cross-process
+/// refresh lock of a file store. Handed to [`crate::Core::refresh_done`] and dropped when the
+/// persist of the tokens it guarded is done, or at once when there is nothing to persist.
+pub type Guard = Box<dyn Send + 'static>;
+
+/// Work for the runtime, taken with [`crate::Core::take_work`] in the order the session emitted
+/// it. `Login`, `Refresh` and `Revoke` are started (on a task or thread of their own) and their
+/// results fed back with [`crate::Core::login_done`] / [`crate::Core::refresh_done`]; `Persist`
+/// and `ClearStore` are carried out in order, each finished and reported before the next work is
+/// taken.
+#[non_exhaustive]
+pub enum Work {
+    /// Start a silent login; answer with [`crate::Core::login_done`].
+    Login {
+        /// The operation id to answer with.
+        op: OpId,
+    },
+    /// Exchange the refresh token; answer with [`crate::Core::refresh_done`].
+    Refresh {
+        /// The operation id to answer with.
+        op: OpId,
+        /// The token to exchange.
+        refresh_token: RefreshToken,
+    },
+    /// Revoke a refresh token at the server (RFC 7009); best effort, nothing to report.
+    Revoke {
+        /// The token to revoke.
+        refresh_token: RefreshToken,
+    },
+    /// Store the new tokens durably, then report with [`crate::Core::persisted`] (whether it
+    /// worked or not): the requests that will carry these tokens are held until then.
+    Persist {
+        /// The tokens.
+        persist: Persist,
+        /// Dropped once this persist is done (see [`Guard`]).
+        guard: Option<Guard>,
+    },
+    /// Forget the stored session, then report with [`crate::Core::cleared`].
+    ClearStore {
+        /// The logout waiting for this clear, if any.
+        logout: Option<LogoutTicket>,
+    },
+}
+
+impl fmt::Debug for Work {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Work::Login { op } => f.debug_struct("Login").field("op", op).finish(),
+            Work::Refresh { op, .. } => f.debug_struct("Refresh").field("op", op).finish(),
+            Work::Revoke { .. } => f.write_str("Revoke"),
+            Work::Persist { persist, guard } => f
+                .debug_struct("Persist")
+                .field("generation", &persist.generation)
+                .field("guarded", &guard.is_some())
+                .finish(),
+            Work::ClearStore { logout } => {
+                f.debug_struct("ClearStore").field("logout", logout).finish()
+            }
+        }
+    }
+}
