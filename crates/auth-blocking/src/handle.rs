@@ -1,9 +1,16 @@
 //! The app's side: [`SessionHandle`] (cheap to clone, shared by threads), its [`Builder`], and
-//! [`Call`], one request's conversation with the driver thread.
+//! [`Call`], one request's conversation with the session.
+//!
+//! Every caller runs its own transitions on the driver core ([`auth_driver::Core`]) under its
+//! short lock: `submit` returns the first send at once when the session holds a usable token,
+//! `respond` with an accepted answer returns the delivery at once. A caller that must wait (for
+//! a login or a refresh) parks its thread with a waker that unparks it, bounded by its own
+//! deadline.
 
+use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::mem;
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -11,12 +18,15 @@ use std::time::{Duration, Instant};
 use auth_core::{
     AccessToken, Config, Outcome, RequestError, RequestId, RequestSpec, SessionState, Verdict,
 };
-use tracing::warn;
+use auth_driver::{Core, LogoutError, Step};
+use tracing::{info, warn, Dispatch};
 use zeroize::Zeroizing;
 
 use crate::backend::Backend;
+use crate::background::{restore_or_new, Background};
 use crate::clock::Clock;
-use crate::driver::{self, Driver, Msg, StateCell, Step, Ticket};
+use crate::park;
+use crate::published::Published;
 use crate::store::{MemoryStore, StoreError, TokenStore};
 
 /// How much longer than the session's `queue_timeout` a caller waits by default: the session
@@ -24,15 +34,13 @@ use crate::store::{MemoryStore, StoreError, TokenStore};
 /// cannot answer (a hung store, an overloaded machine).
 const WAIT_MARGIN: Duration = Duration::from_secs(5);
 
-/// A handle to one session driven by its own thread. Clone it freely and share it between
-/// threads: every clone talks to the same session. The driver thread stops when the last handle
-/// and the last [`Call`] are dropped (after a login or refresh in flight finished, so rotated
-/// tokens are persisted), or at [`SessionHandle::shutdown`].
+/// A handle to one session. Clone it freely and share it between threads: every clone talks to
+/// the same session. The session's background thread (timer, login, refresh, store) stops when
+/// the last handle and the last [`Call`] are dropped (after a login or refresh in flight
+/// finished, so rotated tokens are persisted), or at [`SessionHandle::shutdown`].
 #[derive(Clone, Debug)]
 pub struct SessionHandle {
     link: Arc<Link>,
-    state: Arc<StateCell>,
-    tickets: Arc<AtomicU64>,
     wait: Duration,
 }
 
@@ -58,7 +66,8 @@ pub enum CallError {
     /// never sent after this).
     #[error("gave up waiting for the session; the request was cancelled")]
     TimedOut,
-    /// The session's driver thread has stopped ([`SessionHandle::shutdown`]).
+    /// The session's driver has stopped ([`SessionHandle::shutdown`], or the last handle and
+    /// call were dropped).
     #[error("the session driver has stopped")]
     Stopped,
     /// [`Call::next_step`] was called again before [`Call::respond`] answered the last attempt: a
@@ -74,8 +83,8 @@ pub enum CallError {
     LogoutNotDurable(#[source] StoreError),
 }
 
-/// One request's conversation with the session: the driver says when to send (with which
-/// token), the caller sends and reports how the API answered, until the driver says done.
+/// One request's conversation with the session: the session says when to send (with which
+/// token), the caller sends and reports how the API answered, until the session says done.
 ///
 /// ```text
 /// let mut call = session.call(RequestSpec::bearer());
@@ -91,30 +100,32 @@ pub enum CallError {
 /// }
 /// ```
 ///
-/// [`SessionHandle::request`] runs this loop for you. [`Call::next_step`] waits at most until the
-/// call's deadline (the handle's wait timeout from the call's start, or [`Call::timeout`]); when
-/// it runs out, or when the `Call` is dropped before it is done, the request is cancelled: it
-/// is never sent after that.
+/// [`SessionHandle::request`] runs this loop for you. When the session is signed in, the first
+/// [`Call::next_step`] and the one after an accepted [`Call::respond`] return at once; otherwise
+/// it waits at most until the call's deadline (the handle's wait timeout from the call's start,
+/// or [`Call::timeout`]). When that runs out, or when the `Call` is dropped before it is done,
+/// the request is cancelled: it is never sent after that.
 #[derive(Debug)]
-#[must_use = "a call does nothing until `next` is called"]
+#[must_use = "a call does nothing until `next_step` is called"]
 pub struct Call<T> {
     link: Arc<Link>,
-    ticket: Ticket,
-    rx: Receiver<Step>,
+    /// `None` when the session had stopped at the submit.
+    id: Option<RequestId>,
     state: CallState,
     held: Option<T>,
     deadline: Instant,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 enum CallState {
-    /// Waiting for the driver's next step.
+    /// The session's next step for this call arrived with the submit or the response; the next
+    /// [`Call::next_step`] takes it.
+    Ready(Step),
+    /// Waiting for the session's next step.
     Waiting,
     /// The caller is sending attempt `attempt`; [`Call::respond`] answers it.
-    Sending { id: RequestId, attempt: u16 },
-    /// An accepted response is held for the caller; the next [`Call::next_step`] hands it over.
-    Accepted,
-    /// Delivered, failed, timed out or stopped.
+    Sending { attempt: u16 },
+    /// Delivered, failed, timed out, cancelled or stopped.
     Done,
 }
 
@@ -134,16 +145,25 @@ pub struct Attempt {
     token: Option<AccessToken>,
 }
 
-/// The sending side of the driver's channel. When the last handle and call drop it, the driver
-/// is told to stop.
-#[derive(Debug)]
+/// What the handles and calls of one session share. When the last of them drops it, the core is
+/// stopped and the background thread ends.
 struct Link {
-    tx: Sender<Msg>,
+    core: Arc<Core>,
+    clock: Clock,
+    published: Arc<Published>,
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        let _ = self.tx.send(Msg::Shutdown { done: None });
+        self.core.stop();
+    }
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("state", &self.published.state())
+            .finish_non_exhaustive()
     }
 }
 
@@ -158,24 +178,14 @@ impl SessionHandle {
         }
     }
 
-    /// Starts a request with the session. The submit goes out at once, so the request keeps its
-    /// place in line; [`Call::next_step`] says what to do.
+    /// Starts a request with the session: it is submitted at once, so it keeps its place in
+    /// line; [`Call::next_step`] says what to do.
     pub fn call<T>(&self, spec: RequestSpec) -> Call<T> {
-        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
-        let (reply, rx) = mpsc::channel();
-        let state = match self.link.tx.send(Msg::Submit {
-            ticket,
-            spec,
-            reply,
-        }) {
-            Ok(()) => CallState::Waiting,
-            Err(_) => CallState::Done,
-        };
+        let (id, step) = self.link.core.submit(spec, self.link.clock.now());
         Call {
             link: Arc::clone(&self.link),
-            ticket,
-            rx,
-            state,
+            id,
+            state: step.map_or(CallState::Waiting, CallState::Ready),
             held: None,
             deadline: deadline_after(self.wait),
         }
@@ -207,11 +217,19 @@ impl SessionHandle {
     /// `Ok` means the logout is durable: the store no longer holds the session, so no restart
     /// brings it back. If the store could not be cleared, this returns
     /// [`CallError::LogoutNotDurable`]; the session in memory is logged out either way, and
-    /// calling `logout` again retries the clear.
+    /// calling `logout` again retries the clear. Waits for the clear at most the handle's wait
+    /// timeout ([`CallError::TimedOut`]: logged out in memory, the clear still under way).
     pub fn logout(&self) -> Result<(), CallError> {
-        let (done, rx) = mpsc::channel();
-        self.ask(Msg::Logout { done }, &rx)?
-            .map_err(CallError::LogoutNotDurable)
+        let core = &self.link.core;
+        let ticket = core.logout(self.link.clock.now());
+        match park::block_until(deadline_after(self.wait), |waker| {
+            core.poll_logout(ticket, waker)
+        }) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(LogoutError::NotDurable(error))) => Err(CallError::LogoutNotDurable(error)),
+            Some(Err(_)) => Err(CallError::Stopped),
+            None => Err(CallError::TimedOut),
+        }
     }
 
     /// Asks for a silent login: after a logout, after `LoginRequired` once the user acted, or to
@@ -219,29 +237,32 @@ impl SessionHandle {
     /// because a session is held); [`SessionHandle::wait_for`] or [`SessionHandle::events`]
     /// tell the result.
     pub fn login(&self) -> Result<(), CallError> {
-        let (done, rx) = mpsc::channel();
-        self.ask(Msg::Login { done }, &rx)
+        let core = &self.link.core;
+        if core.is_stopped() {
+            return Err(CallError::Stopped);
+        }
+        core.login(self.link.clock.now());
+        Ok(())
     }
 
-    /// Stops the driver thread once the login or refresh in flight (if any) has finished and its
-    /// tokens are persisted, waiting at most `wait`. Requests still waiting fail with
-    /// [`CallError::Stopped`]; so does every later use of any clone of this handle.
+    /// Stops the session: requests still waiting fail with [`CallError::Stopped`] at once, and
+    /// so does every later use of any clone of this handle. Returns once the login or refresh
+    /// in flight (if any) has finished and its tokens are persisted, and the background thread
+    /// has ended, waiting at most `wait` ([`CallError::TimedOut`] otherwise: the thread still
+    /// ends, by the operation's deadline).
     pub fn shutdown(&self, wait: Duration) -> Result<(), CallError> {
-        let (done, rx) = mpsc::channel();
-        self.link
-            .tx
-            .send(Msg::Shutdown { done: Some(done) })
-            .map_err(|_| CallError::Stopped)?;
-        match rx.recv_timeout(wait) {
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => Ok(()),
-            Err(RecvTimeoutError::Timeout) => Err(CallError::TimedOut),
+        self.link.core.stop();
+        if self.link.published.wait_finished(wait) {
+            Ok(())
+        } else {
+            Err(CallError::TimedOut)
         }
     }
 
     /// The session's state now: `Active` is signed in, `LoggedOut` signed out, `LoginRequired`
     /// needs the user.
     pub fn state(&self) -> SessionState {
-        self.state.get()
+        self.link.published.state()
     }
 
     /// Waits at most `timeout` until the session's state satisfies `done`; `Err` holds the
@@ -252,18 +273,17 @@ impl SessionHandle {
         timeout: Duration,
         done: impl FnMut(SessionState) -> bool,
     ) -> Result<SessionState, SessionState> {
-        self.state.wait_for(timeout, done)
+        self.link.published.wait_for(timeout, done)
     }
 
     /// Every change of the session's state from now on, starting with the current state. The
-    /// channel closes when the driver stops; dropping the receiver unsubscribes.
+    /// channel closes when the session's background thread ends; dropping the receiver
+    /// unsubscribes.
     pub fn events(&self) -> Receiver<SessionState> {
-        let (events, rx) = mpsc::channel();
-        let _ = self.link.tx.send(Msg::Subscribe { events });
-        rx
+        self.link.published.subscribe()
     }
 
-    /// How long a [`Call`] waits for the session by default.
+    /// How long a [`Call`] (and `logout`) waits for the session by default.
     pub fn wait_timeout(&self) -> Duration {
         self.wait
     }
@@ -274,16 +294,6 @@ impl SessionHandle {
         SessionHandle {
             wait,
             ..self.clone()
-        }
-    }
-
-    /// Sends `message` and waits (at most the handle's wait timeout) for its answer on `done`.
-    fn ask<R>(&self, message: Msg, done: &Receiver<R>) -> Result<R, CallError> {
-        self.link.tx.send(message).map_err(|_| CallError::Stopped)?;
-        match done.recv_timeout(self.wait) {
-            Ok(answer) => Ok(answer),
-            Err(RecvTimeoutError::Timeout) => Err(CallError::TimedOut),
-            Err(RecvTimeoutError::Disconnected) => Err(CallError::Stopped),
         }
     }
 }
@@ -306,18 +316,19 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
         }
     }
 
-    /// How long a [`Call`] (and `logout`/`login`) waits for the session before giving up and
+    /// How long a [`Call`] (and `logout`) waits for the session before giving up and
     /// cancelling. Default: the config's `queue_timeout` plus 5 seconds.
     pub fn wait_timeout(mut self, wait: Duration) -> Self {
         self.wait = Some(wait);
         self
     }
 
-    /// Loads the store, restores the stored session (or starts anonymous), and starts the driver
-    /// thread. An unreadable store counts as empty (logged). Fails only if the thread cannot be
-    /// spawned.
+    /// Loads the store, restores the stored session (or starts anonymous), and starts the
+    /// session's background thread. An unreadable store counts as empty (logged). Fails only
+    /// if the thread cannot be spawned.
     ///
-    /// The driver's threads log to the `tracing` dispatcher current here.
+    /// The driver's threads, and its state-change logs, go to the `tracing` dispatcher current
+    /// here.
     pub fn start(self) -> io::Result<SessionHandle> {
         let stored = match self.store.load() {
             Ok(stored) => stored,
@@ -327,108 +338,112 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
             }
         };
         let restored = stored.is_some();
+        let wait = self
+            .wait
+            .unwrap_or_else(|| self.config.queue_timeout.saturating_add(WAIT_MARGIN));
+        let operation_timeout = self.config.operation_timeout;
         let clock = Clock::start();
-        let session = driver::restore_or_new(self.config, stored, clock.now());
-        let state = Arc::new(StateCell::new(session.state()));
-        let (tx, rx) = driver::channel();
+        let session = restore_or_new(self.config, stored, clock.now());
+        let published = Arc::new(Published::new(session.state()));
+        let dispatch = tracing::dispatcher::get_default(Dispatch::clone);
         let span = tracing::info_span!("session", restored);
-        let driver = Driver::new(
-            session,
-            clock,
+        let on_state = {
+            let (published, dispatch, span) =
+                (Arc::clone(&published), dispatch.clone(), span.clone());
+            // Runs on whichever thread made the change, under the core's lock: log to the
+            // session's dispatcher, publish, nothing more.
+            move |state: SessionState| {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    span.in_scope(|| info!(?state, "session state"));
+                });
+                published.set(state);
+            }
+        };
+        let core = Arc::new(Core::new(session, Box::new(on_state)));
+        let background = Background::new(
+            Arc::clone(&core),
             self.backend,
             self.store,
-            rx,
-            tx.clone(),
-            Arc::clone(&state),
+            clock,
+            Arc::clone(&published),
+            operation_timeout,
+            dispatch,
             span,
         );
-        let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
+        let link = Link {
+            core,
+            clock,
+            published,
+        };
         thread::Builder::new()
             .name("seamless-session".into())
-            .spawn(move || tracing::dispatcher::with_default(&dispatch, || driver.run()))?;
+            .spawn(move || background.run())?;
         Ok(SessionHandle {
-            link: Arc::new(Link { tx }),
-            state,
-            tickets: Arc::new(AtomicU64::new(1)),
-            wait: self
-                .wait
-                .unwrap_or_else(|| self.config.queue_timeout.saturating_add(WAIT_MARGIN)),
+            link: Arc::new(link),
+            wait,
         })
     }
 }
 
 impl<T> Call<T> {
-    /// Waits for the session's next step: send (again), or done.
+    /// The session's next step: send (again), or done. Returns at once when the step is known
+    /// (a signed-in session's first send, the delivery after an accepted answer); otherwise
+    /// waits for it, at most until the call's deadline.
     ///
     /// `Err` ends the call: the session failed the request ([`CallError::Session`]), the wait
     /// ran out ([`CallError::TimedOut`], the request is cancelled), or the driver stopped.
     pub fn next_step(&mut self) -> Result<Next<T>, CallError> {
-        match self.state {
-            CallState::Waiting => {}
-            CallState::Accepted => {
-                self.state = CallState::Done;
-                return self
-                    .held
-                    .take()
-                    .map(Next::Deliver)
-                    .ok_or(CallError::Stopped);
+        let step = match mem::replace(&mut self.state, CallState::Done) {
+            CallState::Ready(step) => step,
+            CallState::Waiting => self.wait()?,
+            sending @ CallState::Sending { .. } => {
+                self.state = sending;
+                return Err(CallError::ResponseMissing);
             }
-            CallState::Sending { .. } => return Err(CallError::ResponseMissing),
             CallState::Done => return Err(CallError::Stopped),
-        }
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        match self.rx.recv_timeout(left) {
-            Ok(Step::Send { id, attempt, token }) => {
+        };
+        match step {
+            Step::Send { attempt, token } => {
                 self.held = None;
-                self.state = CallState::Sending { id, attempt };
+                self.state = CallState::Sending { attempt };
                 Ok(Next::Send(Attempt {
                     number: attempt,
                     token,
                 }))
             }
-            Ok(Step::Done(Outcome::Deliver)) => {
-                self.state = CallState::Done;
-                // The core delivers only after a response, which `respond` holds.
-                self.held
-                    .take()
-                    .map(Next::Deliver)
-                    .ok_or(CallError::Stopped)
-            }
-            Ok(Step::Done(Outcome::Fail(error))) => {
-                self.state = CallState::Done;
+            // The core delivers only after a response, which `respond` holds.
+            Step::Done(Outcome::Deliver) => self
+                .held
+                .take()
+                .map(Next::Deliver)
+                .ok_or(CallError::Stopped),
+            Step::Done(Outcome::Fail(error)) => {
                 self.held = None;
                 Err(CallError::Session(error))
             }
-            Err(RecvTimeoutError::Timeout) => {
-                self.cancel();
-                Err(CallError::TimedOut)
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                self.state = CallState::Done;
+            // `Stopped`, and steps a later driver core may add.
+            _ => {
+                self.held = None;
                 Err(CallError::Stopped)
             }
         }
     }
 
-    /// Answers the attempt [`Call::next_step`] just returned: the response (or the transport error,
-    /// as `T`) and how the API answered. A transport error is [`Verdict::Accepted`]: it is
-    /// delivered as is. Calling it at any other time does nothing.
+    /// Answers the attempt [`Call::next_step`] just returned: the response (or the transport
+    /// error, as `T`) and how the API answered. A transport error is [`Verdict::Accepted`]: it
+    /// is delivered as is. Calling it at any other time does nothing.
     pub fn respond(&mut self, response: T, verdict: Verdict) {
-        let CallState::Sending { id, attempt } = self.state else {
+        let (CallState::Sending { attempt }, Some(id)) = (&self.state, self.id) else {
             return;
         };
+        let attempt = *attempt;
         self.held = Some(response);
-        let sent = self.link.tx.send(Msg::Response {
-            id,
-            attempt,
-            verdict,
-        });
-        // auth-core completes an accepted answer to the current send with `Deliver`, always and
-        // at once (`Session::handle_response`): hand it over without a round trip to the driver.
-        self.state = match (sent, verdict) {
-            (Ok(()), Verdict::Accepted) => CallState::Accepted,
-            (Ok(()), Verdict::Rejected) => CallState::Waiting,
-            (Err(_), _) => CallState::Done,
+        let now = self.link.clock.now();
+        // An accepted answer comes back as the delivery at once; a rejected one may bring the
+        // resend at once, or nothing yet (a refresh first).
+        self.state = match self.link.core.respond(id, attempt, verdict, now) {
+            Some(step) => CallState::Ready(step),
+            None => CallState::Waiting,
         };
     }
 
@@ -438,14 +453,35 @@ impl<T> Call<T> {
         self
     }
 
-    /// Gives up on the request: it is never sent after this, and the call is done.
+    /// Gives up on the request: it is never sent after this, and the call is done. A call whose
+    /// outcome already arrived keeps it.
     pub fn cancel(&mut self) {
-        if !matches!(self.state, CallState::Done | CallState::Accepted) {
+        let live = matches!(
+            self.state,
+            CallState::Waiting | CallState::Sending { .. } | CallState::Ready(Step::Send { .. })
+        );
+        if live {
             self.state = CallState::Done;
             self.held = None;
-            let _ = self.link.tx.send(Msg::Cancel {
-                ticket: self.ticket,
-            });
+            if let Some(id) = self.id {
+                self.link.core.cancel(id, self.link.clock.now());
+            }
+        }
+    }
+
+    /// Parks until the session's next step for this call, at most until its deadline; on
+    /// timeout the request is cancelled.
+    fn wait(&mut self) -> Result<Step, CallError> {
+        let Some(id) = self.id else {
+            return Err(CallError::Stopped);
+        };
+        let core = &self.link.core;
+        match park::block_until(self.deadline, |waker| core.poll_step(id, waker)) {
+            Some(step) => Ok(step),
+            None => {
+                core.cancel(id, self.link.clock.now());
+                Err(CallError::TimedOut)
+            }
         }
     }
 }

@@ -8,19 +8,21 @@
 //!
 //! ## Shape
 //!
-//! - One thread owns the session (the single-owner loop of auth-core's drive contract).
-//!   Requests, their responses, cancels, logout and login reach it over one `std::sync::mpsc`
-//!   channel; each request hears back on a channel of its own. After every input the thread
-//!   drains the session's commands in order, writing the store before any request goes out with
-//!   new tokens, then re-arms its one timer from `poll_timeout` as the `recv_timeout` of its next
-//!   receive.
-//! - Logins and refreshes run on short-lived threads of their own, so a slow auth server never
-//!   blocks the session; their results come back over the same channel. Every backend call
-//!   (login, refresh, revoke) is bounded by the operation's deadline whatever the HTTP client
-//!   does: at the deadline the driver stops waiting and releases the store's refresh lock, and
-//!   a hung call's late answer is ignored.
-//! - Callers block, with a deadline: a [`Call`] waits at most the handle's wait timeout, and a
-//!   caller that gives up (or drops its call) cancels the request: it is never sent after that.
+//! A thin shell over [`auth_driver::Core`], the driver core shared with `auth-tokio` (quinn's
+//! shape: many callers, a short lock, one background thread):
+//!
+//! - **Callers run their own transitions.** A request's thread submits it to the core under its
+//!   short lock and, when the session is signed in, gets its send (with the token) back at once;
+//!   it sends, and its accepted answer comes back as the delivery at once. No other thread is
+//!   involved on that path. A request that must wait (first login, a refresh) parks its thread
+//!   until the core wakes it, at most until the call's deadline: a caller that gives up (or
+//!   drops its call) cancels the request, and it is never sent after that.
+//! - **One background thread** per session carries out what the session asks of the runtime,
+//!   in order: it persists new tokens (the requests that will carry them are held until the
+//!   store has them), clears the store on logout, starts logins, refreshes and revocations on
+//!   threads of their own, and runs the session's one timer. Every backend call is bounded by
+//!   the operation's deadline whatever the HTTP client does: at the deadline the driver stops
+//!   waiting and releases the store's refresh lock, and a hung call's late answer is ignored.
 //! - The app provides a [`Backend`] (silent login and refresh, blocking) and a [`TokenStore`]:
 //!   [`MemoryStore`], or auth-store's [`FileStore`] (atomic, `fsync`ed, `0600`, auth-core's
 //!   versioned snapshot), which also makes refreshes **single flight across processes**: a
@@ -111,9 +113,11 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod backend;
+mod background;
 mod clock;
-mod driver;
 mod handle;
+mod park;
+mod published;
 mod store;
 
 #[cfg(feature = "ureq")]

@@ -256,13 +256,15 @@ impl Core {
         self.input(|session| session.login(now), None);
     }
 
-    /// A silent login finished.
+    /// A silent login finished. Heard after [`Core::stop`] too, so the tokens of an operation
+    /// that was in flight are persisted (nothing else happens once stopped).
     pub fn login_done(&self, op: OpId, result: Result<TokenSet, LoginFailure>, now: Instant) {
-        self.input(|session| session.handle_login_result(op, result, now), None);
+        self.finish(|session| session.handle_login_result(op, result, now), None);
     }
 
     /// A refresh finished. `guard` (the cross-process refresh lock) is kept until the persist of
-    /// the tokens this result brings is done, or dropped at once when it brings none.
+    /// the tokens this result brings is done, or dropped at once when it brings none. Heard
+    /// after [`Core::stop`] too, like [`Core::login_done`].
     pub fn refresh_done(
         &self,
         op: OpId,
@@ -270,7 +272,7 @@ impl Core {
         now: Instant,
         guard: Option<Guard>,
     ) {
-        self.input(
+        self.finish(
             |session| session.handle_refresh_result(op, result, now),
             guard,
         );
@@ -288,7 +290,10 @@ impl Core {
         let mut wakes = Wakes::default();
         {
             let mut inner = lock(&self.inner);
-            if inner.persisting.is_some_and(|pending| pending <= generation) {
+            if inner
+                .persisting
+                .is_some_and(|pending| pending <= generation)
+            {
                 inner.persisting = None;
             }
             inner.release_held(&mut wakes);
@@ -398,9 +403,21 @@ impl Core {
         let mut wakes = Wakes::default();
         let dropped = {
             let mut inner = lock(&self.inner);
-            if inner.stopped {
+            if inner.stopped && !once_stopped {
                 return;
+    /// Ignored once stopped.
             }
+        self.feed(feed, guard, false);
+    }
+
+    /// Like [`Core::input`], but also once stopped: the result of an operation that was in
+    /// flight, whose tokens must still be persisted (a stopped core's routing starts nothing
+    /// and tells no caller anything).
+    fn finish(&self, feed: impl FnOnce(&mut Session), guard: Option<Guard>) {
+        self.feed(feed, guard, true);
+    }
+
+    fn feed(&self, feed: impl FnOnce(&mut Session), guard: Option<Guard>, once_stopped: bool) {
             inner.guard = guard;
             feed(&mut inner.session);
             inner.route(None, &self.on_state, &mut wakes);
@@ -431,6 +448,13 @@ impl Inner {
                     token,
                     generation,
                 } => {
+                // Stopped: every caller already heard `Stopped`, and no operation starts; only
+                // the persist or clear of an operation that was in flight remains to do.
+                Command::Send { .. }
+                | Command::Complete { .. }
+                | Command::Login { .. }
+                | Command::Refresh { .. }
+                    if self.stopped => {}
                     let step = Step::Send { attempt, token };
                     match generation {
                         Some(generation)
@@ -509,7 +533,10 @@ impl Inner {
     fn release_held(&mut self, wakes: &mut Wakes) {
         let mut mine = None;
         while let Some((_, generation, _)) = self.held.front() {
-            if self.persisting.is_some_and(|pending| *generation >= pending) {
+            if self
+                .persisting
+                .is_some_and(|pending| *generation >= pending)
+            {
                 break;
             }
             if let Some((id, _, step)) = self.held.pop_front() {
