@@ -53,7 +53,7 @@ impl Backend for Hung {
         std::future::pending().await
     }
 
-    async fn refresh(&self, _: RefreshToken) -> Result<TokenSet, RefreshError> {
+    async fn refresh(&self, _: &RefreshToken) -> Result<TokenSet, RefreshError> {
         std::future::pending().await
     }
 }
@@ -88,7 +88,7 @@ async fn measure(n: usize) -> (f64, f64) {
             let session = session.clone();
             tokio::spawn(async move {
                 let mut call: Call<()> = session.call(RequestSpec::bearer());
-                let _ = call.next().await;
+                let _ = call.next_step().await;
             })
         })
         .collect();

@@ -94,12 +94,12 @@ impl Backend for DemoBackend {
         Ok(self.login.post_form(&[("code", &code)]).await?)
     }
 
-    async fn refresh(&self, refresh_token: RefreshToken) -> Result<TokenSet, RefreshError> {
-        self.refresh.refresh(&refresh_token).await
+    async fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenSet, RefreshError> {
+        self.refresh.refresh(refresh_token).await
     }
 
-    async fn revoke(&self, refresh_token: RefreshToken) {
-        if let Err(error) = self.revoke.revoke(&refresh_token).await {
+    async fn revoke(&self, refresh_token: &RefreshToken) {
+        if let Err(error) = self.revoke.revoke(refresh_token).await {
             tracing::warn!(%error, "revocation failed");
         }
     }

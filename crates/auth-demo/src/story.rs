@@ -419,7 +419,7 @@ impl Stage {
     }
 
     fn state(&self) -> SessionState {
-        self.api.session().current_state()
+        self.api.session().state()
     }
 }
 
@@ -599,7 +599,7 @@ async fn call_after_logout(stage: &mut Stage) -> Vec<Check> {
 async fn restart(stage: &mut Stage) -> Vec<Check> {
     let before = stage.counters();
     let _ = stage.api.session().login().await;
-    let mut state = stage.api.session().state();
+    let mut state = stage.api.session().events();
     let active = tokio::time::timeout(
         Duration::from_secs(5),
         state.wait_for(|s| *s == SessionState::Active),

@@ -36,7 +36,7 @@ async fn request(
     let mut call: Call<Result<reqwest::Response, reqwest::Error>> =
         session.call(RequestSpec::bearer());
     loop {
-        match call.next().await? {
+        match call.next_step().await? {
             Next::Send(attempt) => {
                 let permit = wire.acquire().await.unwrap();
                 let mut request = http.get(&url).build().unwrap();
@@ -109,7 +109,7 @@ fn storm(config: Config) -> Storm {
             outcomes,
             refreshes: done.refresh_calls - before.refresh_calls,
             logins: done.logins - before.logins,
-            state: session.current_state(),
+            state: session.state(),
         };
         (storm, admin.issued_secrets())
     });

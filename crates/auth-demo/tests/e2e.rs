@@ -167,7 +167,7 @@ fn first_requests_wait_for_one_silent_login() {
             "nothing went out without a token"
         );
         assert_eq!(counters.api_requests, 5);
-        assert_eq!(api.session().current_state(), SessionState::Active);
+        assert_eq!(api.session().state(), SessionState::Active);
     });
 }
 
@@ -259,7 +259,7 @@ fn logout_during_refresh_fails_waiting_requests_and_never_refreshes_or_persists_
             "the late refresh result was not persisted"
         );
         assert!(store.load().unwrap().is_none());
-        assert_eq!(session.current_state(), SessionState::LoggedOut);
+        assert_eq!(session.state(), SessionState::LoggedOut);
 
         let after = get(&api, &ctx.url("/api/after-logout")).await;
         assert_eq!(session_error(&after), Some(RequestError::LoggedOut));
@@ -431,7 +431,7 @@ fn restart_with_the_file_store_needs_no_login() {
         }
         // The app restarts.
         let session = ctx.session(fast_config(), store.clone()).await;
-        assert_eq!(session.current_state(), SessionState::Active);
+        assert_eq!(session.state(), SessionState::Active);
         let api = ctx.api_with(session);
         assert_eq!(get(&api, &ctx.url("/api/me-again")).await.unwrap(), 200);
         let counters = ctx.counters();
@@ -553,7 +553,7 @@ fn refused_silent_login_requires_the_user_then_an_explicit_login_recovers() {
         let api = ctx.api(fast_config()).await;
         let first = get(&api, &ctx.url("/api/me")).await;
         assert_eq!(session_error(&first), Some(RequestError::LoginRequired));
-        assert_eq!(api.session().current_state(), SessionState::LoginRequired);
+        assert_eq!(api.session().state(), SessionState::LoginRequired);
         let codes = ctx.counters().codes_issued;
         let again = get(&api, &ctx.url("/api/me")).await;
         assert_eq!(session_error(&again), Some(RequestError::LoginRequired));
@@ -565,7 +565,7 @@ fn refused_silent_login_requires_the_user_then_an_explicit_login_recovers() {
 
         // The user acted (bound a phone number): the app asks for a login.
         api.session().login().await.unwrap();
-        let mut state = api.session().state();
+        let mut state = api.session().events();
         state
             .wait_for(|s| *s == SessionState::Active)
             .await

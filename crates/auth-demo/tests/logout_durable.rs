@@ -97,7 +97,7 @@ fn logout_that_cannot_clear_the_store_says_so_and_a_second_logout_clears_it() {
             other => panic!("expected LogoutNotDurable, got {other:?}"),
         }
         // Logged out in memory either way: nothing is sent, nothing logs in.
-        assert_eq!(api.session().current_state(), SessionState::LoggedOut);
+        assert_eq!(api.session().state(), SessionState::LoggedOut);
         let after = get(&api, &server, "/api/after-logout").await;
         assert_eq!(after.unwrap_err().session(), Some(RequestError::LoggedOut));
         assert_eq!(server.admin().counters().logins, 1);
@@ -114,11 +114,11 @@ fn logout_that_cannot_clear_the_store_says_so_and_a_second_logout_clears_it() {
             !path.exists(),
             "the retried logout removed the stored session"
         );
-        assert_eq!(api.session().current_state(), SessionState::LoggedOut);
+        assert_eq!(api.session().state(), SessionState::LoggedOut);
 
         let restarted = start(&server, &path).await;
         assert_eq!(
-            restarted.session().current_state(),
+            restarted.session().state(),
             SessionState::Anonymous,
             "a restart after a durable logout does not come back signed in"
         );
@@ -146,7 +146,7 @@ fn logout_that_reports_success_is_not_undone_by_a_restart() {
         api.session().logout().await.unwrap();
 
         let restarted = start(&server, &path).await;
-        assert_eq!(restarted.session().current_state(), SessionState::Anonymous);
+        assert_eq!(restarted.session().state(), SessionState::Anonymous);
         assert_eq!(get(&restarted, &server, "/api/me").await.unwrap(), 200);
         let counters = server.admin().counters();
         assert_eq!(counters.logins, 2, "signed in again only by a new login");

@@ -138,8 +138,8 @@ impl Backend for EndpointBackend {
         Ok(self.endpoint.post_form(&form).await?)
     }
 
-    async fn refresh(&self, refresh_token: RefreshToken) -> Result<TokenSet, RefreshError> {
-        self.endpoint.refresh(&refresh_token).await
+    async fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenSet, RefreshError> {
+        self.endpoint.refresh(refresh_token).await
     }
 }
 
@@ -183,7 +183,7 @@ fn run_refresh(url: &str) -> (Result<(), CallError>, LogCapture) {
             .start()
             .await;
         let mut call = session.call::<()>(RequestSpec::bearer());
-        let next = tokio::time::timeout(TEST_LIMIT, call.next())
+        let next = tokio::time::timeout(TEST_LIMIT, call.next_step())
             .await
             .expect("the request did not end in time");
         next.map(|_| ())

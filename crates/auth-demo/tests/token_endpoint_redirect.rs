@@ -206,12 +206,12 @@ impl Backend for Redirected {
         Ok(self.token.post_form(&[("code", CODE_SECRET)]).await?)
     }
 
-    async fn refresh(&self, refresh_token: RefreshToken) -> Result<TokenSet, RefreshError> {
-        self.token.refresh(&refresh_token).await
+    async fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenSet, RefreshError> {
+        self.token.refresh(refresh_token).await
     }
 
-    async fn revoke(&self, refresh_token: RefreshToken) {
-        if let Err(error) = self.revoke.revoke(&refresh_token).await {
+    async fn revoke(&self, refresh_token: &RefreshToken) {
+        if let Err(error) = self.revoke.revoke(refresh_token).await {
             tracing::warn!(%error, "revocation failed");
         }
     }
@@ -249,7 +249,7 @@ fn session_whose_refresh_is_redirected_fails_transiently_and_sends_its_tokens_no
             .await;
 
         let mut call = session.call::<()>(RequestSpec::bearer());
-        match call.next().await {
+        match call.next_step().await {
             Err(CallError::Session(RequestError::AuthUnavailable { .. })) => {}
             other => panic!("expected AuthUnavailable, got {other:?}"),
         }

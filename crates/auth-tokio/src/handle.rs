@@ -1,29 +1,40 @@
-//! The app's side: [`SessionHandle`] (cheap to clone), its [`Builder`], and [`Call`], one request's
-//! conversation with the driver.
+//! The app's side: [`SessionHandle`] (cheap to clone), its [`Builder`], and [`CallError`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fmt;
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::time::Duration;
 
-use auth_core::{
-    AccessToken, Config, Outcome, RequestError, RequestId, RequestSpec, SessionState, Verdict,
-};
-use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
-use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{warn, Instrument};
-use zeroize::Zeroizing;
+use auth_core::{Config, RequestError, RequestSpec, Session, SessionState};
+use auth_driver::{Core, LogoutError};
+use tokio::sync::watch;
+use tracing::{info, warn};
 
 use crate::backend::Backend;
-use crate::clock::Clock;
-use crate::driver::{restore_or_new, Driver, Msg, Step, Ticket};
+use crate::background::{self, Finished};
+use crate::call::Call;
+use crate::clock::{wall_now, Clock};
 use crate::store::{MemoryStore, StoreError, TokenStore};
 
-/// A handle to one session driven by its own tokio task. Clone it freely: every clone talks to
-/// the same session. The driver stops when the last handle and the last [`Call`] are dropped.
-#[derive(Clone, Debug)]
+/// A handle to one session. Clone it freely: every clone talks to the same session.
+///
+/// Requests run their own transitions on the session (no hand-off to another task when the
+/// session is `Active`); one background task runs logins, refreshes, persists and the timer.
+/// The session stops when the last handle and the last [`Call`] are dropped, or at
+/// [`SessionHandle::shutdown`]; its background task then lets a login or refresh in flight
+/// finish (bounded by its deadline) and persists its tokens, so a rotated refresh token is not
+/// lost.
+#[derive(Clone)]
 pub struct SessionHandle {
-    tx: mpsc::UnboundedSender<Msg>,
-    state: watch::Receiver<SessionState>,
-    tickets: Arc<AtomicU64>,
+    link: Arc<Link>,
+}
+
+/// What the handles and calls of one session share; its last drop stops the session.
+pub(crate) struct Link {
+    pub(crate) core: Arc<Core>,
+    pub(crate) clock: Clock,
+    events: watch::Receiver<SessionState>,
+    finished: Finished,
 }
 
 /// Configures and starts a session; from [`SessionHandle::builder`].
@@ -34,88 +45,38 @@ pub struct Builder<B, S = MemoryStore> {
     config: Config,
 }
 
-/// Why a [`Call`] ended without a response to deliver, or why [`SessionHandle::logout`] could
-/// not promise that the logout survives a restart.
+/// Why a [`Call`] ended without a response to deliver, or why a [`SessionHandle`] method did
+/// not succeed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
-    /// The session refused or gave up on the request; the variant says what the caller can do
-    /// (log in again, retry later...).
+    /// The session refused or gave up on the request; the [`RequestError`] says what the caller
+    /// can do (log in again after `LoggedOut`/`LoginRequired`, retry later after `Timeout`,
+    /// `AuthUnavailable`, `CircuitOpen`, `QueueFull`).
     #[error(transparent)]
     Session(#[from] RequestError),
-    /// The session's driver task is gone (its runtime shut down).
+    /// From [`SessionHandle::shutdown`] only: the login or refresh in flight did not finish
+    /// within the wait. The session is stopped all the same; its background task still persists
+    /// that operation's tokens if they come by the operation's deadline.
+    #[error("gave up waiting for the session to stop")]
+    TimedOut,
+    /// The session has stopped ([`SessionHandle::shutdown`], or its runtime shut down).
     #[error("the session driver has stopped")]
     Stopped,
-    /// [`Call::next`] was called again before [`Call::respond`] answered the last attempt: a
-    /// bug in the integration.
+    /// [`Call::next_step`] was called again before [`Call::respond`] answered the last
+    /// attempt: a bug in the integration.
     #[error("the last attempt was not answered with Call::respond")]
     ResponseMissing,
     /// From [`SessionHandle::logout`] only: the session is logged out in memory (nothing
     /// refreshes or logs in, requests fail with `LoggedOut`), but the store could not be
-    /// cleared, so a restart would sign the user back in with the stored tokens. Call
-    /// `logout()` again to retry the clear (after fixing the store, e.g. freeing the disk), or
-    /// remove the stored session yourself; until one succeeds, do not tell the user they are
-    /// signed out for good.
+    /// cleared, so a restart, or another process sharing the store, may come back signed in
+    /// with the stored tokens. Call `logout()` again to retry the clear (after fixing the
+    /// store, e.g. freeing the disk), or remove the stored session yourself; until one
+    /// succeeds, do not tell the user they are signed out for good.
     #[error(
         "logged out, but the stored session could not be removed; a restart would sign back in"
     )]
     LogoutNotDurable(#[source] StoreError),
-}
-
-/// One request's conversation with the session: the driver says when to send (with which
-/// token), the caller sends and reports how the API answered, until the driver says done.
-///
-/// ```text
-/// let mut call = session.call(RequestSpec::bearer());
-/// loop {
-///     match call.next().await? {
-///         Next::Send(attempt) => {
-///             let response = send(request_with(attempt.authorization())).await;
-///             let verdict = verdict_of(&response);   // auth_tokio::verdict / Verdict::Accepted on a transport error
-///             call.respond(response, verdict);
-///         }
-///         Next::Deliver(response) => return response,
-///     }
-/// }
-/// ```
-///
-/// Dropping a `Call` before it is done cancels the request: it is never sent after the drop
-/// (a send already under way is the caller's own future, dropped with it).
-#[derive(Debug)]
-#[must_use = "a call does nothing until `next` is awaited"]
-pub struct Call<T> {
-    tx: mpsc::UnboundedSender<Msg>,
-    ticket: Ticket,
-    state: CallState,
-    held: Option<T>,
-}
-
-#[derive(Debug)]
-enum CallState {
-    /// Waiting for the driver's next step.
-    Waiting(oneshot::Receiver<Step>),
-    /// The caller is sending attempt `attempt`; [`Call::respond`] answers it.
-    Sending { id: RequestId, attempt: u16 },
-    /// An accepted response is held for the caller; the next [`Call::next`] hands it over.
-    Accepted,
-    /// Delivered, failed or stopped.
-    Done,
-}
-
-/// What to do next in a [`Call`].
-#[derive(Debug)]
-pub enum Next<T> {
-    /// Send the request now, with [`Attempt::authorization`]; then [`Call::respond`].
-    Send(Attempt),
-    /// Done: hand this response (the one given to the last [`Call::respond`]) to the caller.
-    Deliver(T),
-}
-
-/// One send of a request: its number and the token to send it with.
-#[derive(Debug)]
-pub struct Attempt {
-    number: u16,
-    token: Option<AccessToken>,
 }
 
 impl SessionHandle {
@@ -128,25 +89,10 @@ impl SessionHandle {
         }
     }
 
-    /// Starts a request with the session. Nothing happens until [`Call::next`] is awaited
-    /// (the submit itself is sent at once, so the request keeps its place in line).
+    /// Starts a request with the session: it is submitted at once (so it keeps its place in
+    /// line), and [`Call::next_step`] says what to do.
     pub fn call<T>(&self, spec: RequestSpec) -> Call<T> {
-        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
-        let (reply, rx) = oneshot::channel();
-        let state = match self.tx.send(Msg::Submit {
-            ticket,
-            spec,
-            reply,
-        }) {
-            Ok(()) => CallState::Waiting(rx),
-            Err(_) => CallState::Done,
-        };
-        Call {
-            tx: self.tx.clone(),
-            ticket,
-            state,
-            held: None,
-        }
+        Call::submit(Arc::clone(&self.link), spec)
     }
 
     /// The user logs out: waiting requests fail with `LoggedOut`, nothing refreshes or logs in
@@ -156,35 +102,76 @@ impl SessionHandle {
     /// [`CallError::LogoutNotDurable`] means the store could not be cleared; the session is
     /// logged out in memory all the same, and calling `logout()` again retries the clear.
     pub async fn logout(&self) -> Result<(), CallError> {
-        let (done, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Logout { done })
-            .map_err(|_| CallError::Stopped)?;
-        rx.await
-            .map_err(|_| CallError::Stopped)?
-            .map_err(CallError::LogoutNotDurable)
+        let core = &self.link.core;
+        info!("logout");
+        let ticket = core.logout(self.link.clock.now());
+        poll_fn(|cx| core.poll_logout(ticket, cx.waker()))
+            .await
+            .map_err(|error| match error {
+                LogoutError::NotDurable(error) => CallError::LogoutNotDurable(error),
+                _ => CallError::Stopped,
+            })
     }
 
-    /// Asks for a silent login: after a logout, after `LoginRequired` once the user acted, or to
-    /// log in before the first request. Returns once the login has started (or was ignored
-    /// because a session is held); watch [`SessionHandle::state`] for the result.
+    /// Asks for a silent login: after a logout, after `LoginRequired` once the user acted, or
+    /// to log in before the first request. Returns once the login has started (or was ignored
+    /// because a session is held); [`SessionHandle::events`] tells the result.
     pub async fn login(&self) -> Result<(), CallError> {
-        let (done, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Login { done })
-            .map_err(|_| CallError::Stopped)?;
-        rx.await.map_err(|_| CallError::Stopped)
+        let link = &self.link;
+        if link.core.is_stopped() {
+            return Err(CallError::Stopped);
+        }
+        info!("login requested");
+        link.core.login(link.clock.now());
+        Ok(())
     }
 
-    /// The session's state now.
-    pub fn current_state(&self) -> SessionState {
-        *self.state.borrow()
+    /// Stops the session: requests still waiting fail with [`CallError::Stopped`], and so does
+    /// every later use of any clone of this handle. Then waits, at most `wait`, until the login
+    /// or refresh in flight (if any) has finished and its tokens are persisted, so a rotated
+    /// refresh token is not lost; [`CallError::TimedOut`] if it takes longer.
+    pub async fn shutdown(&self, wait: Duration) -> Result<(), CallError> {
+        let link = &self.link;
+        link.core.stop();
+        let mut finished = link.finished.clone();
+        // `Ok(Err(_))`: the background task is gone with its runtime; nothing is in flight.
+        let ended = tokio::time::timeout(wait, finished.wait_for(|done| *done))
+            .await
+            .is_ok();
+        if ended {
+            Ok(())
+        } else {
+            Err(CallError::TimedOut)
+        }
     }
 
-    /// A `watch` of the session's state: `Active` is signed in, `LoggedOut` signed out,
-    /// `LoginRequired` needs the user. `changed().await` / `wait_for(..)` follow it.
-    pub fn state(&self) -> watch::Receiver<SessionState> {
-        self.state.clone()
+    /// The session's state now: `Active` is signed in, `LoggedOut` signed out, `LoginRequired`
+    /// needs the user.
+    pub fn state(&self) -> SessionState {
+        *self.link.events.borrow()
+    }
+
+    /// A `watch` of the session's state, starting with the current one:
+    /// `changed().await` / `wait_for(..)` follow it.
+    pub fn events(&self) -> watch::Receiver<SessionState> {
+        self.link.events.clone()
+    }
+}
+
+impl fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionHandle")
+            .field("state", &self.state())
+            .field("stopped", &self.link.core.is_stopped())
+            .finish()
+    }
+}
+
+impl Drop for Link {
+    /// The last handle and call are gone: stop. The background task still finishes and
+    /// persists an operation in flight.
+    fn drop(&mut self) {
+        self.core.stop();
     }
 }
 
@@ -195,7 +182,8 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
         self
     }
 
-    /// Where tokens persist between runs.
+    /// Where tokens persist between runs: a [`crate::FileStore`] makes refreshes single flight
+    /// across the processes that share it.
     pub fn store<S2: TokenStore>(self, store: S2) -> Builder<B, S2> {
         Builder {
             backend: self.backend,
@@ -204,8 +192,9 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
         }
     }
 
-    /// Loads the store, restores the stored session (or starts anonymous), and spawns the driver
-    /// task on the current tokio runtime. An unreadable store counts as empty (logged).
+    /// Loads the store, restores the stored session (or starts anonymous), and spawns the
+    /// session's background task on the current tokio runtime. An unreadable store counts as
+    /// empty (logged).
     pub async fn start(self) -> SessionHandle {
         let stored = match self.store.load().await {
             Ok(stored) => stored,
@@ -216,141 +205,32 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
         };
         let restored = stored.is_some();
         let clock = Clock::start();
-        let session = restore_or_new(self.config, stored, clock.now());
-        let (state_tx, state_rx) = watch::channel(session.state());
-        let (tx, rx) = mpsc::unbounded_channel();
-        let driver = Driver::new(
-            session,
-            clock,
-            Arc::new(self.backend),
-            Arc::new(self.store),
-            rx,
-            state_tx,
-        );
-        let span = tracing::info_span!("session", restored);
-        tokio::spawn(driver.run().instrument(span));
-        SessionHandle {
-            tx,
-            state: state_rx,
-            tickets: Arc::new(AtomicU64::new(1)),
-        }
-    }
-}
-
-impl<T> Call<T> {
-    /// Waits for the session's next step: send (again), or done.
-    ///
-    /// `Err` ends the call: the session failed the request ([`CallError::Session`]), or the
-    /// driver stopped.
-    pub async fn next(&mut self) -> Result<Next<T>, CallError> {
-        let rx = match &mut self.state {
-            CallState::Waiting(rx) => rx,
-            CallState::Accepted => {
-                self.state = CallState::Done;
-                return self
-                    .held
-                    .take()
-                    .map(Next::Deliver)
-                    .ok_or(CallError::Stopped);
-            }
-            CallState::Sending { .. } => return Err(CallError::ResponseMissing),
-            CallState::Done => return Err(CallError::Stopped),
+        let operation_timeout = self.config.operation_timeout;
+        let session = match stored {
+            Some(snapshot) => Session::restore(self.config, snapshot, clock.now(), wall_now()),
+            None => Session::new(self.config, clock.now()),
         };
-        let step = rx.await;
-        match step {
-            Ok(Step::Send { id, attempt, token }) => {
-                self.held = None;
-                self.state = CallState::Sending { id, attempt };
-                Ok(Next::Send(Attempt {
-                    number: attempt,
-                    token,
-                }))
-            }
-            Ok(Step::Done(Outcome::Deliver)) => {
-                self.state = CallState::Done;
-                // The core delivers only after a response, which `respond` holds.
-                self.held
-                    .take()
-                    .map(Next::Deliver)
-                    .ok_or(CallError::Stopped)
-            }
-            Ok(Step::Done(Outcome::Fail(error))) => {
-                self.state = CallState::Done;
-                self.held = None;
-                Err(CallError::Session(error))
-            }
-            Err(_) => {
-                self.state = CallState::Done;
-                Err(CallError::Stopped)
-            }
-        }
-    }
-
-    /// Answers the attempt [`Call::next`] just returned: the response (or the transport error,
-    /// as `T`) and how the API answered. A transport error is [`Verdict::Accepted`]: it is
-    /// delivered as is. Calling it at any other time does nothing.
-    ///
-    /// An accepted response is handed over by the next [`Call::next`] without waiting for the
-    /// driver: auth-core completes an accepted answer to the current send with `Deliver`, always
-    /// and at once, so the round trip through the driver task would only add latency (it halves
-    /// the task wake-ups of a request; see docs/performance.md). The driver still gets the
-    /// response, to forget the request.
-    pub fn respond(&mut self, response: T, verdict: Verdict) {
-        let CallState::Sending { id, attempt } = self.state else {
-            return;
-        };
-        let (reply, rx) = oneshot::channel();
-        self.held = Some(response);
-        let sent = self.tx.send(Msg::Response {
-            id,
-            attempt,
-            verdict,
-            reply,
+        let (state_tx, events) = watch::channel(session.state());
+        let on_state = Box::new(move |state| {
+            info!(?state, "session state");
+            state_tx.send_replace(state);
         });
-        self.state = match (sent, verdict) {
-            (Ok(()), Verdict::Accepted) => CallState::Accepted,
-            (Ok(()), Verdict::Rejected) => CallState::Waiting(rx),
-            (Err(_), _) => CallState::Done,
-        };
-    }
-}
-
-impl<T> Drop for Call<T> {
-    fn drop(&mut self) {
-        if !matches!(self.state, CallState::Done | CallState::Accepted) {
-            let _ = self.tx.send(Msg::Cancel {
-                ticket: self.ticket,
-            });
-        }
-    }
-}
-
-impl Attempt {
-    /// 1 for the first send, 2 for the retry after a refresh, ...
-    pub fn number(&self) -> u16 {
-        self.number
-    }
-
-    /// The bearer token to send with; `None` for a public request.
-    pub fn token(&self) -> Option<&AccessToken> {
-        self.token.as_ref()
-    }
-
-    /// The `Authorization: Bearer …` value, marked sensitive (hyper never logs or compresses
-    /// it); `None` for a public request.
-    pub fn authorization(&self) -> Option<HeaderValue> {
-        let token = self.token.as_ref()?;
-        let text = Zeroizing::new(format!("Bearer {}", token.expose_secret()));
-        let mut value = HeaderValue::from_str(&text).ok()?;
-        value.set_sensitive(true);
-        Some(value)
-    }
-
-    /// Sets `Authorization` on `headers` for a bearer request. A public request's headers are
-    /// left as they are.
-    pub fn authorize(&self, headers: &mut HeaderMap) {
-        if let Some(value) = self.authorization() {
-            headers.insert(AUTHORIZATION, value);
+        let core = Arc::new(Core::new(session, on_state));
+        let finished = background::spawn(
+            Arc::clone(&core),
+            self.backend,
+            self.store,
+            clock,
+            operation_timeout,
+            tracing::info_span!("session", restored),
+        );
+        SessionHandle {
+            link: Arc::new(Link {
+                core,
+                clock,
+                events,
+                finished,
+            }),
         }
     }
 }

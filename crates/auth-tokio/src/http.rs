@@ -20,7 +20,7 @@ pub enum Error<E> {
     /// The transport failed; the request may or may not have reached the server.
     #[error("transport error: {0}")]
     Transport(#[source] E),
-    /// The session's driver is gone (its runtime shut down).
+    /// The session has stopped ([`crate::SessionHandle::shutdown`], or its runtime shut down).
     #[error("the session driver has stopped")]
     Stopped,
     /// Never from a request: [`crate::SessionHandle::logout`]'s
@@ -36,7 +36,7 @@ impl<E> From<CallError> for Error<E> {
     fn from(error: CallError) -> Self {
         match error {
             CallError::Session(error) => Error::Session(error),
-            CallError::Stopped | CallError::ResponseMissing => Error::Stopped,
+            CallError::Stopped | CallError::TimedOut | CallError::ResponseMissing => Error::Stopped,
             CallError::LogoutNotDurable(error) => Error::LogoutNotDurable(error),
         }
     }

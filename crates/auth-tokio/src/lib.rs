@@ -7,14 +7,21 @@
 //!
 //! ## Shape
 //!
-//! - One task owns the session (the single-owner loop of the drive contract): requests, their
-//!   responses, cancels, logout and login reach it over one `mpsc`; each request hears back on a
-//!   `oneshot` per step; the state is a `watch` ([`SessionHandle::state`]). After every input
-//!   the task drains the session's commands in order, awaiting the store's `save` before any
-//!   request goes out with new tokens, then re-arms its one timer from `poll_timeout`.
+//! - A thin shell over `auth-driver`'s runtime-agnostic driver core (shared with
+//!   `auth-blocking`): the session behind a short lock, and the routing of every command.
+//!   Each request runs its own transitions on the caller's task: when the session is `Active`
+//!   its [`Call`] gets the token from the submit and its outcome from the response, with no
+//!   hand-off to another task. A request that must wait (for a login, a refresh, the persist of
+//!   new tokens) is woken when its step comes.
+//! - One background task per session runs what the session asks of the runtime: logins,
+//!   refreshes and revocations (each on a task of its own, bounded by `operation_timeout`),
+//!   persists and clears of the store (in order; no request goes out with new tokens before
+//!   their `save` finished), and the one timer. The state is a value
+//!   ([`SessionHandle::state`]) and a `watch` ([`SessionHandle::events`]).
 //! - The app provides a [`Backend`] (silent login and refresh) and a [`TokenStore`]
 //!   ([`MemoryStore`], or [`FileStore`]: atomic, `fsync`ed, `0600`, auth-core's versioned
-//!   snapshot).
+//!   snapshot, and a cross-process refresh lock: processes sharing one file make one refresh,
+//!   the others adopt its tokens).
 //! - Requests go out through the caller's own HTTP stack, driven by a [`Call`]: the session says
 //!   when to send and with which token, the caller reports how the API answered. Ready
 //!   integrations do this for you: [`tower::AuthLayer`] (feature `tower`) for any service of
@@ -39,7 +46,7 @@
 //!         // Get a platform code and exchange it on your backend.
 //!         Ok(TokenSet::new(AccessToken::new("access")).with_refresh_token(RefreshToken::new("refresh")))
 //!     }
-//!     async fn refresh(&self, _refresh_token: RefreshToken) -> Result<TokenSet, RefreshError> {
+//!     async fn refresh(&self, _refresh_token: &RefreshToken) -> Result<TokenSet, RefreshError> {
 //!         Ok(TokenSet::new(AccessToken::new("access-2")))
 //!     }
 //! }
@@ -48,7 +55,7 @@
 //! let session = SessionHandle::builder(MyBackend).start().await;
 //! let mut call = session.call(RequestSpec::bearer());
 //! let body = loop {
-//!     match call.next().await? {
+//!     match call.next_step().await? {
 //!         Next::Send(attempt) => {
 //!             // Send the request with `attempt.authorization()`; here the API says 200.
 //!             assert!(attempt.token().is_some());
@@ -58,6 +65,7 @@
 //!     }
 //! };
 //! assert_eq!(body, "200 OK");
+//! session.shutdown(std::time::Duration::from_secs(1)).await?;
 //! # Ok::<(), auth_tokio::CallError>(())
 //! # }).unwrap();
 //! ```
@@ -66,8 +74,8 @@
 //!
 //! A request fails with [`CallError`] (or the integrations' [`Error`]): `Session(reason)` where
 //! the [`auth_core::RequestError`] says what the caller can do, `Transport` when the HTTP stack
-//! failed (delivered as is, never retried by the session), or `Stopped` when the runtime is
-//! shutting down. A 401 the session could not fix (retry budget spent, opted out, not
+//! failed (delivered as is, never retried by the session), or `Stopped` when the session was
+//! shut down ([`SessionHandle::shutdown`]) or its runtime is shutting down. A 401 the session could not fix (retry budget spent, opted out, not
 //! replayable) is delivered as a normal response. [`SessionHandle::logout`] returns
 //! [`CallError::LogoutNotDurable`] when the store could not be cleared: logged out in memory,
 //! but a restart would sign back in until a later `logout()` clears it. See
@@ -75,8 +83,9 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod backend;
+mod background;
+mod call;
 mod clock;
-mod driver;
 mod handle;
 mod http;
 pub mod store;
@@ -87,9 +96,10 @@ pub mod reqwest;
 pub mod tower;
 
 pub use backend::{Backend, BoxError, LoginError, RefreshError};
-pub use handle::{Attempt, Builder, Call, CallError, Next, SessionHandle};
+pub use call::{Attempt, Call, Next};
+pub use handle::{Builder, CallError, SessionHandle};
 pub use http::{verdict, Error, RequestOptions, Scope, ScopeError, Target};
-pub use store::{FileStore, MemoryStore, StoreError, TokenStore};
+pub use store::{FileStore, MemoryStore, StoreError, StoreLock, TokenStore};
 
 /// The session core this driver runs, re-exported so apps need one dependency.
 pub use auth_core;

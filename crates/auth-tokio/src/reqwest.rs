@@ -8,7 +8,8 @@ use auth_http::{TransportError, TransportKind};
 use tracing::Instrument;
 
 use crate::backend::RefreshError;
-use crate::handle::{Next, SessionHandle};
+use crate::call::Next;
+use crate::handle::SessionHandle;
 use crate::http::{verdict, Error, RequestOptions, Scope, Target};
 
 /// A `reqwest::Client` whose requests to the API go through the session.
@@ -120,7 +121,7 @@ impl ApiClient {
         let mut first = Some(request);
         let mut call = self.session.call(spec);
         loop {
-            match call.next().await? {
+            match call.next_step().await? {
                 Next::Send(attempt) => {
                     let request = first
                         .take()

@@ -13,7 +13,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::handle::{Next, SessionHandle};
+use crate::call::Next;
+use crate::handle::SessionHandle;
 use crate::http::{verdict, Error, RequestOptions, Scope, Target};
 
 /// A request body that may be copied for a retry. A body that cannot be copied (a stream)
@@ -168,7 +169,7 @@ where
     // `inner` was polled ready for the first send; later sends poll it again.
     let mut ready = true;
     loop {
-        match call.next().await? {
+        match call.next_step().await? {
             Next::Send(attempt) => {
                 let body = first
                     .take()

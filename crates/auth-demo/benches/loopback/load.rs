@@ -143,7 +143,7 @@ impl Target for CallLoop {
     async fn once(&self) -> Result<(), String> {
         let mut call = self.session.call(RequestSpec::bearer());
         loop {
-            match call.next().await {
+            match call.next_step().await {
                 Ok(Next::Send(attempt)) => {
                     let mut request = self.http.get(&self.url);
                     if let Some(authorization) = attempt.authorization() {
@@ -167,7 +167,7 @@ impl Target for DriverOnly {
     async fn once(&self) -> Result<(), String> {
         let mut call = self.session.call::<()>(RequestSpec::bearer());
         loop {
-            match call.next().await {
+            match call.next_step().await {
                 Ok(Next::Send(_attempt)) => call.respond((), Verdict::Accepted),
                 Ok(Next::Deliver(())) => return Ok(()),
                 Err(error) => return Err(format!("{error:?}")),

@@ -554,7 +554,7 @@ async fn one_refresh(backend: &DemoBackend) -> Result<Duration> {
     let mut times = Vec::new();
     for _ in 0..REFRESH_SAMPLES {
         let start = Instant::now();
-        let tokens = backend.refresh(refresh_token).await?;
+        let tokens = backend.refresh(&refresh_token).await?;
         times.push(start.elapsed().as_secs_f64());
         refresh_token = tokens.refresh_token.ok_or("the server did not rotate")?;
     }
@@ -674,7 +674,7 @@ impl Backend for InstantBackend {
             .with_refresh_token(RefreshToken::new("bench-refresh")))
     }
 
-    async fn refresh(&self, _refresh_token: RefreshToken) -> Result<TokenSet, RefreshError> {
+    async fn refresh(&self, _refresh_token: &RefreshToken) -> Result<TokenSet, RefreshError> {
         Ok(TokenSet::new(AccessToken::new("bench-access-2")))
     }
 }
@@ -702,7 +702,7 @@ impl Backend for TimedBackend {
         self.inner.login().await
     }
 
-    async fn refresh(&self, refresh_token: RefreshToken) -> Result<TokenSet, RefreshError> {
+    async fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenSet, RefreshError> {
         let start = Instant::now();
         let result = self.inner.refresh(refresh_token).await;
         self.refreshes

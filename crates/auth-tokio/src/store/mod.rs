@@ -9,15 +9,17 @@
 mod file;
 mod memory;
 
-use auth_core::Snapshot;
 use std::future::Future;
+use std::time::Duration;
 
-pub use auth_store::FileStore;
+use auth_core::Snapshot;
+
+pub use auth_store::{FileStore, StoreLock};
 pub use memory::MemoryStore;
 
 /// Durable storage of one session's tokens.
 ///
-/// The driver awaits [`TokenStore::save`] before any request goes out with the new tokens
+/// The driver finishes [`TokenStore::save`] before any request goes out with the new tokens
 /// (auth-core's `Persist` rule), and [`TokenStore::clear`] on logout before `logout()` returns:
 /// a failed clear is `logout()`'s [`crate::CallError::LogoutNotDurable`].
 /// The methods may be written as `async fn` in an impl.
@@ -31,6 +33,20 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Forgets the stored session. Clearing an empty store succeeds.
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The lock that makes refreshes single flight across every process sharing this store,
+    /// waiting at most `wait` for it. The driver holds it from before it re-reads the store
+    /// until the refreshed tokens are saved, and uses tokens another holder stored instead of
+    /// refreshing again.
+    ///
+    /// `Ok(None)` (the default) means the store is not shared: nothing to lock.
+    fn refresh_lock(
+        &self,
+        wait: Duration,
+    ) -> impl Future<Output = Result<Option<StoreLock>, StoreError>> + Send {
+        let _ = wait;
+        std::future::ready(Ok(None))
+    }
 }
 
 /// Why the store could not be read or written: auth-store's error, shared by every store.

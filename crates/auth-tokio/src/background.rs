@@ -1,0 +1,315 @@
+//! The one background task of a session: carries out the [`Work`] the driver core queues for the
+//! runtime (login, refresh and revoke on tasks of their own; persist and clear in place, in
+//! order) and runs the core's one timer. Requests never pass through it: each caller runs its
+//! own transitions on the [`Core`] (see [`crate::Call`]).
+//!
+//! A refresh takes the store's cross-process refresh lock first, re-reads the store, and adopts
+//! the tokens another process already stored instead of spending a refresh token that is no
+//! longer current. The lock travels with the result to [`Core::refresh_done`] and is dropped
+//! after the persist of those tokens. Every backend call, and the wait for the lock, ends by the
+//! operation's deadline whatever the HTTP client does; a late answer is dropped.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::{OpId, RefreshFailure, RefreshToken};
+use auth_driver::{Core, Guard, LogoutTicket, Work};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, trace, warn, Instrument};
+
+use crate::backend::Backend;
+use crate::clock::{wall_now, Clock};
+use crate::store::{StoreError, TokenStore};
+
+/// Timer firings handled back to back before the task sleeps at least [`MIN_SLEEP`]: a deadline
+/// that does not move after `handle_timeout` (a broken core invariant) cannot spin the task.
+const TIMER_BUDGET: u32 = 64;
+
+/// The shortest sleep once the timer budget is spent.
+const MIN_SLEEP: Duration = Duration::from_millis(1);
+
+/// How much longer than `operation_timeout` a stopped session waits for its operations in
+/// flight, so that the tokens of a login or refresh already under way are persisted (a rotated
+/// refresh token is not lost).
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// What the backend calls share: the app's backend and store, the clock, the deadline.
+struct Shared<B, S> {
+    core: Arc<Core>,
+    backend: B,
+    store: S,
+    clock: Clock,
+    operation_timeout: Duration,
+}
+
+/// Whether the background task has ended (after [`Core::stop`], once the operations in flight
+/// finished and their tokens were persisted, or at the stop deadline).
+pub(crate) type Finished = watch::Receiver<bool>;
+
+/// Spawns the background task of `core` on the current runtime.
+pub(crate) fn spawn<B: Backend, S: TokenStore>(
+    core: Arc<Core>,
+    backend: B,
+    store: S,
+    clock: Clock,
+    operation_timeout: Duration,
+    span: tracing::Span,
+) -> Finished {
+    let (finished, finished_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        core,
+        backend,
+        store,
+        clock,
+        operation_timeout,
+    });
+    tokio::spawn(run(shared, finished).instrument(span));
+    finished_rx
+}
+
+/// The loop: take every work, arm the one timer, wait. Once the core is stopped: let the
+/// operations in flight finish (bounded by their deadline plus a grace), carry out the persist
+/// of their tokens, and end.
+async fn run<B: Backend, S: TokenStore>(shared: Arc<Shared<B, S>>, finished: watch::Sender<bool>) {
+    let core = Arc::clone(&shared.core);
+    let clock = shared.clock;
+    let mut ops = JoinSet::new();
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
+    let mut due_in_a_row = 0;
+    let mut stop_at = None;
+    loop {
+        while let Some(work) = core.take_work() {
+            execute(&shared, &mut ops, work).await;
+        }
+        let stopped = core.is_stopped();
+        let deadline = if stopped {
+            let now = tokio::time::Instant::now();
+            let grace = shared.operation_timeout.saturating_add(STOP_GRACE);
+            let at = *stop_at.get_or_insert_with(|| now.checked_add(grace).unwrap_or(now));
+            if ops.is_empty() {
+                break;
+            }
+            if now >= at {
+                warn!("stopped with an operation still running; its result is dropped");
+                break;
+            }
+            sleep.as_mut().reset(at);
+            None
+        } else {
+            core.next_deadline()
+        };
+        if let Some(at) = deadline {
+            if clock.now() >= at && due_in_a_row < TIMER_BUDGET {
+                due_in_a_row += 1;
+                core.handle_timeout(clock.now());
+                continue;
+            }
+            if due_in_a_row >= TIMER_BUDGET {
+                error!("the session's deadline does not move after handle_timeout");
+            }
+            due_in_a_row = 0;
+            let wake = clock
+                .deadline(at)
+                .max(tokio::time::Instant::now() + MIN_SLEEP);
+            sleep.as_mut().reset(wake);
+        }
+        tokio::select! {
+            // Ready at once when stopped: then only the operations and the stop deadline count.
+            () = poll_fn(|cx| core.poll_background(cx.waker())), if !stopped => {}
+            () = &mut sleep, if deadline.is_some() || stopped => {
+                if !stopped {
+                    let now = clock.now();
+                    trace!(now = now.as_millis(), "timer");
+                    core.handle_timeout(now);
+                }
+            }
+            Some(joined) = ops.join_next(), if !ops.is_empty() => {
+                if let Err(join) = joined {
+                    if join.is_panic() {
+                        // The core's operation deadline turns the missing result into a
+                        // transient failure.
+                        error!("a login/refresh/revoke task panicked; waiting for its deadline");
+                    }
+                }
+            }
+        }
+    }
+    // Tasks still running (only past the stop deadline) are aborted with the set.
+    drop(ops);
+    debug!("session driver stopped");
+    finished.send_replace(true);
+}
+
+/// Carries out one work: starts an operation, or persists / clears in place.
+async fn execute<B: Backend, S: TokenStore>(
+    shared: &Arc<Shared<B, S>>,
+    ops: &mut JoinSet<()>,
+    work: Work,
+) {
+    match work {
+        // Stopped: nothing new starts; only what was in flight is finished and persisted.
+        Work::Login { .. } | Work::Refresh { .. } if shared.core.is_stopped() => {
+            debug!(?work, "stopped; not started");
+        }
+        Work::Login { op } => {
+            info!(op = op.0, "silent login");
+            let task = login(Arc::clone(shared), op);
+            ops.spawn(task.instrument(tracing::info_span!("login", op = op.0)));
+        }
+        Work::Refresh { op, refresh_token } => {
+            info!(op = op.0, "refresh");
+            let task = refresh(Arc::clone(shared), op, refresh_token);
+            ops.spawn(task.instrument(tracing::info_span!("refresh", op = op.0)));
+        }
+        Work::Revoke { refresh_token } => {
+            debug!("revoke refresh token");
+            let shared = Arc::clone(shared);
+            let task = async move {
+                let call = shared.backend.revoke(&refresh_token);
+                if tokio::time::timeout(shared.operation_timeout, call)
+                    .await
+                    .is_err()
+                {
+                    warn!("revocation still running at the operation deadline; abandoned");
+                }
+            };
+            ops.spawn(task.instrument(tracing::info_span!("revoke")));
+        }
+        Work::Persist { persist, guard } => {
+            let snapshot = persist.snapshot(shared.clock.now(), wall_now());
+            debug!(generation = persist.generation.0, "persist");
+            if let Err(error) = shared.store.save(snapshot).await {
+                // The session goes on with the tokens in memory; only a restart would lose them.
+                error!(%error, "could not persist the session; it will not survive a restart");
+            }
+            shared.core.persisted(persist.generation);
+            // The refresh lock, if this persist was guarded: released once the tokens are saved.
+            drop(guard);
+        }
+        Work::ClearStore { logout } => {
+            debug!("clear store");
+            let cleared = shared.store.clear().await;
+            if let Err(error) = &cleared {
+                report_clear_failure(error, logout);
+            }
+            shared.core.cleared(logout, cleared);
+        }
+        // A work this release does not know: nothing to do.
+        other => debug!(work = ?other, "work not known to this driver; ignored"),
+    }
+}
+
+fn report_clear_failure(error: &StoreError, logout: Option<LogoutTicket>) {
+    match logout {
+        // `logout()` returns it: the app decides (see docs/integration.md).
+        Some(_) => warn!(%error, "could not clear the stored session; the logout is not durable"),
+        None => error!(%error, "could not clear the stored session; a restart may restore it"),
+    }
+}
+
+/// A silent login bounded by the operation deadline; reports to the core itself.
+async fn login<B: Backend, S: TokenStore>(shared: Arc<Shared<B, S>>, op: OpId) {
+    let result = match tokio::time::timeout(shared.operation_timeout, shared.backend.login()).await
+    {
+        Ok(Ok(tokens)) => Ok(tokens),
+        Ok(Err(error)) => {
+            warn!(op = op.0, %error, "silent login failed");
+            Err(error.failure())
+        }
+        Err(_) => {
+            warn!(
+                op = op.0,
+                "silent login still running at its deadline; ignored"
+            );
+            return;
+        }
+    };
+    shared.core.login_done(op, result, shared.clock.now());
+}
+
+/// The refresh with cross-process single flight, bounded by the operation deadline: under the
+/// store's lock, re-read the store; if another holder already rotated the refresh token, its
+/// tokens are the result, else call the backend. Reports to the core itself, handing over the
+/// lock to be released after the persist of the new tokens.
+async fn refresh<B: Backend, S: TokenStore>(
+    shared: Arc<Shared<B, S>>,
+    op: OpId,
+    refresh_token: RefreshToken,
+) {
+    let deadline = tokio::time::Instant::now().checked_add(shared.operation_timeout);
+    let left = || {
+        deadline.map_or(Duration::MAX, |deadline| {
+            deadline.saturating_duration_since(tokio::time::Instant::now())
+        })
+    };
+    let wait = left();
+    let lock = match tokio::time::timeout(wait, shared.store.refresh_lock(wait)).await {
+        Ok(Ok(lock)) => lock,
+        Ok(Err(error @ StoreError::LockTimeout { .. })) => {
+            warn!(%error, "another holder kept the refresh lock; counts as a transient failure");
+            return transient(&shared, op);
+        }
+        Err(_) => {
+            warn!("the refresh lock was not taken by the operation deadline; transient failure");
+            return transient(&shared, op);
+        }
+        Ok(Err(error)) => {
+            warn!(%error, "could not take the refresh lock; refreshing without it");
+            None
+        }
+    };
+    if lock.is_some() {
+        match tokio::time::timeout(left(), shared.store.load()).await {
+            Ok(Ok(Some(stored))) if auth_store::rotated_elsewhere(&stored, &refresh_token) => {
+                info!("the stored refresh token is newer: another process refreshed; using it");
+                let tokens = auth_store::stored_tokens(stored, wall_now());
+                let guard = lock.map(|lock| Box::new(lock) as Guard);
+                shared
+                    .core
+                    .refresh_done(op, Ok(tokens), shared.clock.now(), guard);
+                return;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => warn!(%error, "stored session unreadable; refreshing"),
+            Err(_) => {
+                warn!("the store was not read by the operation deadline; transient failure");
+                return transient(&shared, op);
+            }
+        }
+    }
+    let call = shared.backend.refresh(&refresh_token);
+    let result = match tokio::time::timeout(left(), call).await {
+        Ok(Ok(tokens)) => Ok(tokens),
+        Ok(Err(error)) => {
+            let failure = error.failure();
+            if failure == RefreshFailure::InvalidGrant {
+                // The normal end of a refresh token: silent login follows.
+                info!(op = op.0, %error, "refresh token dead");
+            } else {
+                warn!(op = op.0, %error, "refresh failed");
+            }
+            Err(failure)
+        }
+        Err(_) => {
+            drop(lock);
+            warn!(
+                op = op.0,
+                "refresh still running at its deadline; lock released, its answer is ignored"
+            );
+            return;
+        }
+    };
+    let guard = lock.map(|lock| Box::new(lock) as Guard);
+    shared
+        .core
+        .refresh_done(op, result, shared.clock.now(), guard);
+}
+
+fn transient<B, S>(shared: &Shared<B, S>, op: OpId) {
+    shared
+        .core
+        .refresh_done(op, Err(RefreshFailure::Transient), shared.clock.now(), None);
+}
