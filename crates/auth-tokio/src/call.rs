@@ -7,6 +7,7 @@ use std::sync::Arc;
 use auth_core::{AccessToken, Outcome, RequestId, RequestSpec, Verdict};
 use auth_driver::Step;
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use tracing::trace;
 use zeroize::Zeroizing;
 
 use crate::handle::{CallError, Link};
@@ -106,6 +107,13 @@ impl<T> Call<T> {
             },
         };
         self.state = CallState::Done;
+        if let Some(id) = self.id {
+            match &step {
+                Step::Send { attempt, .. } => trace!(request = %id, attempt, "send"),
+                Step::Done(outcome) => trace!(request = %id, ?outcome, "complete"),
+                _ => trace!(request = %id, "stopped"),
+            }
+        }
         match step {
             Step::Send { attempt, token } => {
                 self.held = None;
