@@ -399,14 +399,8 @@ impl Core {
     }
 
     /// Feeds one input with `guard` for the persist it may produce, and routes what follows.
-    fn input(&self, feed: impl FnOnce(&mut Session), guard: Option<Guard>) {
-        let mut wakes = Wakes::default();
-        let dropped = {
-            let mut inner = lock(&self.inner);
-            if inner.stopped && !once_stopped {
-                return;
     /// Ignored once stopped.
-            }
+    fn input(&self, feed: impl FnOnce(&mut Session), guard: Option<Guard>) {
         self.feed(feed, guard, false);
     }
 
@@ -418,6 +412,12 @@ impl Core {
     }
 
     fn feed(&self, feed: impl FnOnce(&mut Session), guard: Option<Guard>, once_stopped: bool) {
+        let mut wakes = Wakes::default();
+        let dropped = {
+            let mut inner = lock(&self.inner);
+            if inner.stopped && !once_stopped {
+                return;
+            }
             inner.guard = guard;
             feed(&mut inner.session);
             inner.route(None, &self.on_state, &mut wakes);
@@ -442,12 +442,6 @@ impl Inner {
         let mut new_work = false;
         while let Some(command) = self.session.poll() {
             match command {
-                Command::Send {
-                    id,
-                    attempt,
-                    token,
-                    generation,
-                } => {
                 // Stopped: every caller already heard `Stopped`, and no operation starts; only
                 // the persist or clear of an operation that was in flight remains to do.
                 Command::Send { .. }
@@ -455,6 +449,12 @@ impl Inner {
                 | Command::Login { .. }
                 | Command::Refresh { .. }
                     if self.stopped => {}
+                Command::Send {
+                    id,
+                    attempt,
+                    token,
+                    generation,
+                } => {
                     let step = Step::Send { attempt, token };
                     match generation {
                         Some(generation)
