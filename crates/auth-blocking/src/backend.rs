@@ -12,8 +12,8 @@ pub use auth_http::{BoxError, LoginError, RefreshError};
 /// a transient failure and its late result is ignored. The driver stops waiting at that deadline
 /// whatever the call does, so a hung call never holds up the session, its shutdown or the
 /// store's refresh lock (released at the deadline). A call cannot be interrupted, though: its
-/// thread lingers until it returns, so bound your HTTP calls by about that much too (e.g.
-/// ureq's `timeout_global`).
+/// thread lingers until it returns, so bound your HTTP calls too (with ureq: `timeout_connect`
+/// and `timeout_per_read`, which cost nothing per request; see [`crate::ureq`]).
 ///
 /// For a token endpoint answer, `From<TokenResponseError>` classifies the failure with
 /// auth-core's rules; [`crate::ureq::TokenEndpoint`] does the whole exchange.

@@ -136,9 +136,11 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
         loop {
             // Read before the work is drained: an operation reports to the core before it
             // counts itself finished, so when this reads zero its work is already queued.
-            let idle = self.in_flight.load(Ordering::Acquire) == 0;
+            let mut idle = self.in_flight.load(Ordering::Acquire) == 0;
             while let Some(work) = self.core.take_work() {
-                self.execute(work);
+                // An operation started now (emitted before any stop: a stopped core starts
+                // none) runs to its end, so its tokens are persisted.
+                idle &= !self.execute(work);
             }
             if self.core.is_stopped() {
                 let now = std::time::Instant::now();
@@ -181,12 +183,10 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
         }
     }
 
-    /// Carries out one piece of work, in the order the session emitted it.
-    fn execute(&self, work: Work) {
+    /// Carries out one piece of work, in the order the session emitted it. Whether it started
+    /// an operation thread.
+    fn execute(&self, work: Work) -> bool {
         match work {
-            Work::Login { .. } | Work::Refresh { .. } if self.core.is_stopped() => {
-                debug!(?work, "stopped; not started");
-            }
             Work::Login { op } => {
                 info!(op = op.0, "silent login");
                 let deadline = self.operation_deadline();
@@ -213,6 +213,7 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
                         Bounded::Lost => OpDone::Nothing,
                     }
                 });
+                true
             }
             Work::Refresh { op, refresh_token } => {
                 info!(op = op.0, "refresh");
@@ -220,6 +221,7 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
                 self.spawn("refresh", op, move |shared| {
                     refresh(shared, op, refresh_token, deadline)
                 });
+                true
             }
             Work::Revoke { refresh_token } => {
                 debug!("revoke refresh token");
@@ -234,6 +236,7 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
                     }
                     OpDone::Nothing
                 });
+                true
             }
             Work::Persist { persist, guard } => {
                 debug!(generation = persist.generation.0, "persist");
@@ -246,6 +249,7 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
                 self.core.persisted(persist.generation);
                 // The refresh lock, released once the tokens it guarded are stored.
                 drop(guard);
+                false
             }
             Work::ClearStore { logout } => {
                 debug!("clear store");
@@ -259,8 +263,12 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
                     }
                 }
                 self.core.cleared(logout, cleared);
+                false
             }
-            other => debug!(work = ?other, "work not known to this driver; ignored"),
+            other => {
+                debug!(work = ?other, "work not known to this driver; ignored");
+                false
+            }
         }
     }
 

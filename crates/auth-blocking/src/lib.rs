@@ -85,8 +85,13 @@
 //!     }
 //! }
 //!
+//! // Timeouts that cost nothing per request (see `auth_blocking::ureq`); the session bounds
+//! // its own logins and refreshes by their deadlines whatever the agent does.
 //! let agent: ureq::Agent = ureq::Agent::config_builder()
-//!     .timeout_global(Some(Duration::from_secs(10)))
+//!     .http_status_as_error(false)
+//!     .timeout_connect(Some(Duration::from_secs(5)))
+//!     .timeout_per_read(Some(Duration::from_secs(30)))
+//!     .timeout_per_write(Some(Duration::from_secs(30)))
 //!     .build()
 //!     .into();
 //! let backend = App { token: TokenEndpoint::new(agent.clone(), "https://api.example.com/oauth/token") };

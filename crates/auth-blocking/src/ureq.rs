@@ -1,11 +1,17 @@
 //! ureq integration (feature `ureq`): [`ApiClient`] sends requests through the session, and
 //! [`TokenEndpoint`] talks to an RFC 6749 token endpoint for a [`crate::Backend`].
 //!
-//! Both call ureq with `http_status_as_error(false)` per request, whatever the agent's own
-//! setting: a 401 must come back as a response to be classified, and a token endpoint's 400 as a
-//! body to be parsed. The driver bounds every backend call by the operation's deadline itself,
-//! whatever the agent does; still give the agent a `timeout_global` of about
-//! `Config::operation_timeout`, so the thread of a call to a hung server ends too.
+//! Both call ureq with `http_status_as_error(false)`, whatever the agent's own setting: a 401
+//! must come back as a response to be classified, and a token endpoint's 400 as a body to be
+//! parsed. (An agent built with `http_status_as_error(false)` saves [`ApiClient`] a copy of the
+//! agent's configuration per request.)
+//!
+//! The driver bounds every backend call (login, refresh, revoke) by the operation's deadline
+//! itself, whatever the agent does, so no agent timeout is needed for the session's promises.
+//! To end the thread of a call to a hung server too, give the agent timeouts that cost nothing
+//! per request: `timeout_connect`, `timeout_per_read` and `timeout_per_write` (set on the
+//! socket once per connection). Avoid `timeout_global`, `timeout_per_call` and
+//! `timeout_resolve`: with any of them ureq resolves the host on a new thread for every request.
 //!
 //! Credentials go only where they are configured, whatever the agent's redirect settings:
 //! - [`ApiClient`] sends the session's token with `RedirectAuthHeaders::Never` per request, so
@@ -44,6 +50,9 @@ pub struct ApiClient {
     agent: Agent,
     session: SessionHandle,
     scope: Arc<Scope>,
+    /// The agent's own configuration already returns statuses as responses and never forwards
+    /// credentials across a redirect: a request without a configuration of its own needs none.
+    agent_fits: bool,
 }
 
 /// The error of [`ApiClient`]: the session's, the transport's, or the caller's wait.
@@ -82,7 +91,11 @@ impl ApiClient {
     /// Sends requests with `agent`, authenticated by `session`, for the API described by
     /// `scope`.
     pub fn new(agent: Agent, session: SessionHandle, scope: Scope) -> Self {
+        let config = agent.config();
+        let agent_fits = !config.http_status_as_error()
+            && config.redirect_auth_headers() == RedirectAuthHeaders::Never;
         ApiClient {
+            agent_fits,
             agent,
             session,
             scope: Arc::new(scope),
@@ -184,6 +197,11 @@ impl ApiClient {
         request: Request<B>,
         carries_token: bool,
     ) -> Result<Response<Body>, ureq::Error> {
+        // A request without extensions carries no request-level configuration of its own
+        // that could say otherwise.
+        if self.agent_fits && request.extensions().is_empty() {
+            return self.agent.run(request);
+        }
         let mut config = self
             .agent
             .configure_request(request)
