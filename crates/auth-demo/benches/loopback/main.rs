@@ -5,7 +5,7 @@
 //! - `throughput`: requests per second of `GET /api/bench` through
 //!   `auth_tokio::reqwest::ApiClient`, through the same `reqwest::Client` alone (with a valid
 //!   bearer token set by hand), and through the session's `Call` loop with that client (the
-//!   driver's round trips without `ApiClient`), at concurrency 1, 64, 1024; with the CPU time of
+//!   session's own work without `ApiClient`'s), at concurrency 1, 64, 1024; with the CPU time of
 //!   client and server per request. Windows of the three alternate, so the ratios are measured
 //!   under the same load.
 //! - `storm`: N = 10, 100, 1 000, 10 000 requests at once through `ApiClient` right after the
