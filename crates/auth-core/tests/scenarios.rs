@@ -215,6 +215,47 @@ fn late_401_while_the_newer_token_is_stale_refreshes_before_resending() {
     insta::assert_snapshot!(sim.transcript());
 }
 
+/// Rule 2 resends at once only while the session is `Active`: a late 401 for an older
+/// generation that arrives during a (proactive) refresh waits for it like any other request, and
+/// goes out with the refreshed token, not with the one about to expire.
+#[test]
+fn late_401_during_a_proactive_refresh_waits_for_the_refresh() {
+    let config = Config {
+        refresh_margin: Duration::from_secs(60),
+        ..Config::default()
+    };
+    let mut sim = Sim::with_server(config, FakeServer::new(Duration::from_secs(600)));
+    let first = sim.submit(RequestSpec::bearer());
+    sim.drive();
+    assert_eq!(sim.outcome(first), Some(Outcome::Deliver));
+    // Generation 1 dies; the 401 of `late` takes 545 s to arrive, `other`'s refreshes at once.
+    sim.server.expire_access_tokens(sim.now());
+    sim.fault_next_response(NetFault::Delay(Duration::from_secs(545)));
+    let late = sim.submit(RequestSpec::bearer());
+    let other = sim.submit(RequestSpec::bearer());
+    sim.advance(Duration::from_millis(100));
+    assert_eq!(sim.outcome(other), Some(Outcome::Deliver));
+    assert_eq!(sim.session().generation(), Some(Generation(2)));
+    // Generation 2 enters its refresh margin: the next request starts a slow proactive refresh.
+    sim.advance(Duration::from_secs(540));
+    sim.server
+        .fail_next_refresh(Fault::Delay(Duration::from_secs(8)));
+    let proactive = sim.submit(RequestSpec::bearer());
+    assert_eq!(sim.session().state(), SessionState::Refreshing);
+    // The late 401 for generation 1 arrives during that refresh.
+    sim.drive();
+    assert_eq!(sim.outcome(late), Some(Outcome::Deliver));
+    assert_eq!(sim.outcome(proactive), Some(Outcome::Deliver));
+    assert_eq!(
+        sends_of(&sim, late),
+        [(1, Some(Generation(1))), (2, Some(Generation(3)))],
+        "waited for the refresh instead of going out with the expiring generation 2"
+    );
+    assert_eq!(sim.server.refreshes, 2);
+    assert_clean(&mut sim);
+    insta::assert_snapshot!(sim.transcript());
+}
+
 #[test]
 fn refresh_invalid_grant_falls_back_to_silent_login_and_releases_the_queue() {
     let mut sim = logged_in(Config::default());
