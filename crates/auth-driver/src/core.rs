@@ -15,7 +15,9 @@
 //! draining commands, the persist runs in the background while another caller may already get
 //! the new token.)
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::task::{Poll, Waker};
 
 use auth_core::{
@@ -41,7 +43,10 @@ pub struct Core {
 
 struct Inner {
     session: Session,
-    callers: HashMap<RequestId, Caller>,
+    /// Keyed with a fixed hasher: ids are counters, not input, and a fixed hasher keeps the
+    /// order [`Core::stop`] wakes in the same from run to run (loom replays executions and
+    /// needs every run of one schedule to do the same; std's random keys change per map).
+    callers: HashMap<RequestId, Caller, BuildHasherDefault<DefaultHasher>>,
     work: VecDeque<Work>,
     /// The newest generation whose `Persist` was routed to the runtime and not yet reported.
     persisting: Option<Generation>,
@@ -92,7 +97,7 @@ impl Core {
         let core = Core {
             inner: Mutex::new(Inner {
                 session,
-                callers: HashMap::new(),
+                callers: HashMap::default(),
                 work: VecDeque::new(),
                 persisting: None,
                 held: VecDeque::new(),
@@ -396,6 +401,12 @@ impl Core {
     /// Requests outstanding in the session (waiting or in flight).
     pub fn outstanding(&self) -> usize {
         lock(&self.inner).session.outstanding()
+    }
+
+    /// Callers the core keeps a slot for (waiting, in flight, or with a step not taken yet).
+    /// Falls back to zero once every request finished and was taken or cancelled; a leak check.
+    pub fn callers(&self) -> usize {
+        lock(&self.inner).callers.len()
     }
 
     /// Feeds one input with `guard` for the persist it may produce, and routes what follows.
