@@ -95,9 +95,10 @@ impl fmt::Debug for Work {
                 .field("generation", &persist.generation)
                 .field("guarded", &guard.is_some())
                 .finish(),
-            Work::ClearStore { logout } => {
-                f.debug_struct("ClearStore").field("logout", logout).finish()
-            }
+            Work::ClearStore { logout } => f
+                .debug_struct("ClearStore")
+                .field("logout", logout)
+                .finish(),
         }
     }
 }
