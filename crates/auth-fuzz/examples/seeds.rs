@@ -15,7 +15,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use auth_core::sim::{Fault, NetFault, Op, Sim};
-use auth_core::{fingerprint, AccessToken, Config, RefreshToken, RequestSpec, Snapshot, UnixTime};
+use auth_core::{
+    fingerprint, AccessToken, Command, Config, RefreshToken, RequestSpec, Snapshot, UnixTime,
+};
 
 fn main() -> ExitCode {
     let Some(root) = std::env::args().nth(1) else {
@@ -100,12 +102,28 @@ fn session_corners() -> Vec<Vec<u8>> {
     fn rejecting(s: &Scenario) -> bool {
         s.ops.contains(&FuzzOp::RejectEveryCall(true))
     }
+    /// Whether the scenario, run on the real core, sends some request `sends` times: the
+    /// witness that it spends a budget of `sends - 1` retries, which a counter saturating at
+    /// 255 never did. Only default timers, so a candidate never spins.
+    fn sends_a_request(s: &Scenario, sends: u16) -> bool {
+        if s.config.timers.is_some() || !rejecting(s) {
+            return false;
+        }
+        let mut sim = s.sim();
+        for op in s.ops.iter().take(auth_fuzz::session::MAX_OPS) {
+            op.apply(&mut sim);
+        }
+        sim.settle(auth_fuzz::session::SETTLE_STEPS);
+        sim.commands()
+            .iter()
+            .any(|c| matches!(c, Command::Send { attempt, .. } if *attempt == sends))
+    }
     let corners: [Corner; 12] = [
-        ("max_retries 255, API rejecting every call", |s| {
-            s.config.max_retries == Whole::Max && rejecting(s)
+        ("max_retries 255, a request sent 256 times", |s| {
+            s.config.max_retries == Whole::Max && sends_a_request(s, 256)
         }),
-        ("max_retries 254, API rejecting every call", |s| {
-            s.config.max_retries == Whole::BelowMax && rejecting(s)
+        ("max_retries 254, a request sent 255 times", |s| {
+            s.config.max_retries == Whole::BelowMax && sends_a_request(s, 255)
         }),
         ("max_retries 0, API rejecting every call", |s| {
             s.config.max_retries == Whole::Zero && rejecting(s)
