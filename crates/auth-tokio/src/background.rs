@@ -285,6 +285,7 @@ async fn refresh<B: Backend, S: TokenStore>(
         Ok(Ok(tokens)) => Ok(tokens),
         Ok(Err(error)) => {
             let failure = error.failure();
+            // Only the log level: the session decides what follows.
             if failure == RefreshFailure::InvalidGrant {
                 // The normal end of a refresh token: silent login follows.
                 info!(op = op.0, %error, "refresh token dead");
