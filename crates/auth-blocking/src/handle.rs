@@ -228,7 +228,10 @@ impl SessionHandle {
             Some(Ok(())) => Ok(()),
             Some(Err(LogoutError::NotDurable(error))) => Err(CallError::LogoutNotDurable(error)),
             Some(Err(_)) => Err(CallError::Stopped),
-            None => Err(CallError::TimedOut),
+            None => {
+                core.forget_logout(ticket);
+                Err(CallError::TimedOut)
+            }
         }
     }
 

@@ -180,6 +180,7 @@ impl Core {
         let mine = {
             let mut inner = lock(&self.inner);
             if inner.stopped {
+                inner.callers.remove(&id);
                 return Some(Step::Stopped);
             }
             inner.session.handle_response(id, attempt, verdict, now);
@@ -228,6 +229,17 @@ impl Core {
         };
         wakes.run();
         ticket
+    }
+
+    /// The logout `ticket` stopped waiting (its future was dropped, or its wait ran out): its
+    /// clear still runs, but nobody will read the result.
+    pub fn forget_logout(&self, ticket: LogoutTicket) {
+        lock(&self.inner).logouts.remove(&ticket);
+    }
+
+    /// How many logouts wait for (or have not yet read) the result of their clear.
+    pub fn logouts(&self) -> usize {
+        lock(&self.inner).logouts.len()
     }
 
     /// Whether the store was cleared for logout `ticket`: `Pending` (with `waker` registered)

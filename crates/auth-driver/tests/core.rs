@@ -480,6 +480,39 @@ fn wakers_are_woken_after_the_lock_is_released() {
 
 // ---- helpers --------------------------------------------------------------------------------
 
+#[test]
+fn a_request_in_flight_when_the_core_stops_leaves_no_slot_behind() {
+    let core = restored(Config::default());
+    let (id, step) = core.submit(RequestSpec::bearer(), at(1));
+    let id = id.expect("id");
+    assert_eq!(token_of(step.expect("sent at once")), "at-1");
+    core.stop();
+    assert_eq!(
+        core.respond(id, 1, Verdict::Accepted, at(2)),
+        Some(Step::Stopped)
+    );
+    assert_eq!(core.callers(), 0);
+}
+
+#[test]
+fn a_logout_that_stops_waiting_leaves_no_ticket_behind() {
+    let core = restored(Config::default());
+    let ticket = core.logout(at(1));
+    assert_eq!(core.logouts(), 1);
+    // The caller gave up (its future dropped, its wait ran out) before the clear was reported.
+    core.forget_logout(ticket);
+    assert_eq!(core.logouts(), 0);
+    match core.take_work() {
+        Some(Work::ClearStore { logout }) => core.cleared(logout, Ok(())),
+        other => panic!("expected the clear, got {other:?}"),
+    }
+    assert_eq!(
+        core.logouts(),
+        0,
+        "a late clear result is not kept for nobody"
+    );
+}
+
 fn at(millis: u64) -> Instant {
     Instant::from_millis(millis)
 }

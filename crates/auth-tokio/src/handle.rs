@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::{Config, RequestError, RequestSpec, Session, SessionState};
-use auth_driver::{Core, LogoutError};
+use auth_driver::{Core, LogoutError, LogoutTicket};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -105,12 +105,14 @@ impl SessionHandle {
         let core = &self.link.core;
         info!("logout");
         let ticket = core.logout(self.link.clock.now());
-        poll_fn(|cx| core.poll_logout(ticket, cx.waker()))
-            .await
-            .map_err(|error| match error {
-                LogoutError::NotDurable(error) => CallError::LogoutNotDurable(error),
-                _ => CallError::Stopped,
-            })
+        // Dropped before the clear is reported: the core forgets the ticket.
+        let waiting = ForgetLogout { core, ticket };
+        let cleared = poll_fn(|cx| core.poll_logout(ticket, cx.waker())).await;
+        std::mem::forget(waiting);
+        cleared.map_err(|error| match error {
+            LogoutError::NotDurable(error) => CallError::LogoutNotDurable(error),
+            _ => CallError::Stopped,
+        })
     }
 
     /// Asks for a silent login: after a logout, after `LoginRequired` once the user acted, or
@@ -232,5 +234,18 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
                 finished,
             }),
         }
+    }
+}
+
+/// Forgets a logout's ticket in the core when `logout()`'s future is dropped before its clear is
+/// reported, so the result nobody will read does not stay behind.
+struct ForgetLogout<'a> {
+    core: &'a Core,
+    ticket: LogoutTicket,
+}
+
+impl Drop for ForgetLogout<'_> {
+    fn drop(&mut self) {
+        self.core.forget_logout(self.ticket);
     }
 }
