@@ -9,16 +9,13 @@
 
 use std::fmt;
 use std::io;
-use std::mem;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use auth_core::{
-    AccessToken, Config, Outcome, RequestError, RequestId, RequestSpec, SessionState, Verdict,
-};
-use auth_driver::{Core, LogoutError, Step};
+use auth_core::{AccessToken, Config, RequestError, RequestSpec, SessionState, Verdict};
+use auth_driver::{Conversation, Core, Ended, LogoutError, Turn};
 use tracing::{info, warn, Dispatch};
 use zeroize::Zeroizing;
 
@@ -109,24 +106,8 @@ pub enum CallError {
 #[must_use = "a call does nothing until `next_step` is called"]
 pub struct Call<T> {
     link: Arc<Link>,
-    /// `None` when the session had stopped at the submit.
-    id: Option<RequestId>,
-    state: CallState,
-    held: Option<T>,
+    conversation: Conversation<T>,
     deadline: Instant,
-}
-
-#[derive(Debug)]
-enum CallState {
-    /// The session's next step for this call arrived with the submit or the response; the next
-    /// [`Call::next_step`] takes it.
-    Ready(Step),
-    /// Waiting for the session's next step.
-    Waiting,
-    /// The caller is sending attempt `attempt`; [`Call::respond`] answers it.
-    Sending { attempt: u16 },
-    /// Delivered, failed, timed out, cancelled or stopped.
-    Done,
 }
 
 /// What to do next in a [`Call`].
@@ -151,6 +132,18 @@ struct Link {
     core: Arc<Core>,
     clock: Clock,
     published: Arc<Published>,
+}
+
+impl CallError {
+    /// Why a [`Call`]'s conversation with the driver core ended.
+    fn ended(ended: Ended) -> Self {
+        match ended {
+            Ended::Session(error) => CallError::Session(error),
+            Ended::ResponseMissing => CallError::ResponseMissing,
+            // `Stopped`, and reasons of a later driver core.
+            _ => CallError::Stopped,
+        }
+    }
 }
 
 impl Drop for Link {
@@ -181,12 +174,9 @@ impl SessionHandle {
     /// Starts a request with the session: it is submitted at once, so it keeps its place in
     /// line; [`Call::next_step`] says what to do.
     pub fn call<T>(&self, spec: RequestSpec) -> Call<T> {
-        let (id, step) = self.link.core.submit(spec, self.link.clock.now());
         Call {
+            conversation: Conversation::begin(&self.link.core, spec, self.link.clock.now()),
             link: Arc::clone(&self.link),
-            id,
-            state: step.map_or(CallState::Waiting, CallState::Ready),
-            held: None,
             deadline: deadline_after(self.wait),
         }
     }
@@ -396,39 +386,21 @@ impl<T> Call<T> {
     /// `Err` ends the call: the session failed the request ([`CallError::Session`]), the wait
     /// ran out ([`CallError::TimedOut`], the request is cancelled), or the driver stopped.
     pub fn next_step(&mut self) -> Result<Next<T>, CallError> {
-        let step = match mem::replace(&mut self.state, CallState::Done) {
-            CallState::Ready(step) => step,
-            CallState::Waiting => self.wait()?,
-            sending @ CallState::Sending { .. } => {
-                self.state = sending;
-                return Err(CallError::ResponseMissing);
-            }
-            CallState::Done => return Err(CallError::Stopped),
+        let (core, conversation) = (&self.link.core, &mut self.conversation);
+        let Some(turn) =
+            park::block_until(self.deadline, |waker| conversation.poll_next(core, waker))
+        else {
+            conversation.cancel(core, || self.link.clock.now());
+            return Err(CallError::TimedOut);
         };
-        match step {
-            Step::Send { attempt, token } => {
-                self.held = None;
-                self.state = CallState::Sending { attempt };
-                Ok(Next::Send(Attempt {
-                    number: attempt,
-                    token,
-                }))
-            }
-            // The core delivers only after a response, which `respond` holds.
-            Step::Done(Outcome::Deliver) => self
-                .held
-                .take()
-                .map(Next::Deliver)
-                .ok_or(CallError::Stopped),
-            Step::Done(Outcome::Fail(error)) => {
-                self.held = None;
-                Err(CallError::Session(error))
-            }
-            // `Stopped`, and steps a later driver core may add.
-            _ => {
-                self.held = None;
-                Err(CallError::Stopped)
-            }
+        match turn.map_err(CallError::ended)? {
+            Turn::Send { attempt, token } => Ok(Next::Send(Attempt {
+                number: attempt,
+                token,
+            })),
+            Turn::Deliver(response) => Ok(Next::Deliver(response)),
+            // Turns of a later driver core.
+            _ => Err(CallError::Stopped),
         }
     }
 
@@ -436,18 +408,9 @@ impl<T> Call<T> {
     /// error, as `T`) and how the API answered. A transport error is [`Verdict::Accepted`]: it
     /// is delivered as is. Calling it at any other time does nothing.
     pub fn respond(&mut self, response: T, verdict: Verdict) {
-        let (CallState::Sending { attempt }, Some(id)) = (&self.state, self.id) else {
-            return;
-        };
-        let attempt = *attempt;
-        self.held = Some(response);
-        let now = self.link.clock.now();
-        // An accepted answer comes back as the delivery at once; a rejected one may bring the
-        // resend at once, or nothing yet (a refresh first).
-        self.state = match self.link.core.respond(id, attempt, verdict, now) {
-            Some(step) => CallState::Ready(step),
-            None => CallState::Waiting,
-        };
+        let link = &self.link;
+        self.conversation
+            .respond(&link.core, response, verdict, link.clock.now());
     }
 
     /// The same call with another wait: [`Call::next_step`] gives up `timeout` from now.
@@ -459,33 +422,8 @@ impl<T> Call<T> {
     /// Gives up on the request: it is never sent after this, and the call is done. A call whose
     /// outcome already arrived keeps it.
     pub fn cancel(&mut self) {
-        let live = matches!(
-            self.state,
-            CallState::Waiting | CallState::Sending { .. } | CallState::Ready(Step::Send { .. })
-        );
-        if live {
-            self.state = CallState::Done;
-            self.held = None;
-            if let Some(id) = self.id {
-                self.link.core.cancel(id, self.link.clock.now());
-            }
-        }
-    }
-
-    /// Parks until the session's next step for this call, at most until its deadline; on
-    /// timeout the request is cancelled.
-    fn wait(&mut self) -> Result<Step, CallError> {
-        let Some(id) = self.id else {
-            return Err(CallError::Stopped);
-        };
-        let core = &self.link.core;
-        match park::block_until(self.deadline, |waker| core.poll_step(id, waker)) {
-            Some(step) => Ok(step),
-            None => {
-                core.cancel(id, self.link.clock.now());
-                Err(CallError::TimedOut)
-            }
-        }
+        let link = &self.link;
+        self.conversation.cancel(&link.core, || link.clock.now());
     }
 }
 

@@ -18,6 +18,11 @@
 //!    an accepted answer, or the resend, or nothing (poll again).
 //! 4. A caller that gives up calls [`Core::cancel`]; it is never sent after that.
 //!
+//! [`Conversation`] runs steps 1–4 for one request (the held response, the mapping of each
+//! [`Step`] to the caller's [`Turn`] or to why it [`Ended`]), so a driver's `Call` adds only how
+//! it waits while [`Conversation::poll_next`] is pending: a task's `poll_fn`, or a parked thread
+//! with a deadline.
+//!
 //! The runtime (one background task or thread):
 //! 1. [`Core::take_work`] until `None`, in order: start `Login`/`Refresh`/`Revoke` on a task or
 //!    thread of their own (they report with [`Core::login_done`]/[`Core::refresh_done`] from
@@ -31,9 +36,11 @@
 //! whole system, not only for the command stream).
 #![warn(missing_docs, unreachable_pub)]
 
+mod conversation;
 mod core;
 mod sync;
 mod work;
 
+pub use crate::conversation::{Conversation, Ended, Turn};
 pub use crate::core::{Core, StateHook};
 pub use crate::work::{Guard, LogoutError, LogoutTicket, Step, Work};

@@ -10,7 +10,7 @@ use auth_core::{
     RefreshToken, RequestError, RequestSpec, Session, SessionState, Snapshot, TokenSet, UnixTime,
     Verdict,
 };
-use auth_driver::{Core, LogoutError, Step, Work};
+use auth_driver::{Conversation, Core, Ended, LogoutError, Step, Turn, Work};
 use auth_store::StoreError;
 
 // ---- the stories ----------------------------------------------------------------------------
@@ -476,6 +476,102 @@ fn wakers_are_woken_after_the_lock_is_released() {
     assert_eq!(reentrant.saw.load(Ordering::SeqCst), 1);
     // Break the cycle core → waker → core.
     core.cancel(id, at(3));
+}
+
+// ---- one request's conversation ---------------------------------------------------------------
+
+#[test]
+fn conversation_holds_the_response_and_delivers_it_after_an_accepted_answer() {
+    let core = restored(Config::default());
+    let (_, waker) = counting_waker();
+    let mut call = Conversation::begin(&core, RequestSpec::bearer(), at(1));
+    let Poll::Ready(Ok(Turn::Send { attempt: 1, token })) = call.poll_next(&core, &waker) else {
+        panic!("a restored session sends at once")
+    };
+    assert_eq!(token.expect("bearer").expose_secret(), "at-1");
+    assert!(
+        matches!(
+            call.poll_next(&core, &waker),
+            Poll::Ready(Err(Ended::ResponseMissing))
+        ),
+        "polled again before the answer: a bug of the integration, reported"
+    );
+
+    call.respond(&core, "the response", Verdict::Accepted, at(2));
+    assert!(matches!(
+        call.poll_next(&core, &waker),
+        Poll::Ready(Ok(Turn::Deliver("the response")))
+    ));
+    assert!(matches!(
+        call.poll_next(&core, &waker),
+        Poll::Ready(Err(Ended::Stopped))
+    ));
+    call.cancel(&core, || panic!("an ended conversation reads no clock"));
+    assert_eq!((core.outstanding(), core.callers()), (0, 0));
+}
+
+#[test]
+fn conversation_waits_for_the_refresh_then_resends_with_the_new_token() {
+    let core = restored(Config::default());
+    let (caller, waker) = counting_waker();
+    let mut call = Conversation::begin(&core, RequestSpec::bearer(), at(1));
+    assert!(matches!(
+        call.poll_next(&core, &waker),
+        Poll::Ready(Ok(Turn::Send { attempt: 1, .. }))
+    ));
+    call.respond(&core, "401", Verdict::Rejected, at(2));
+    assert!(call.poll_next(&core, &waker).is_pending());
+
+    let op = take_refresh(&core);
+    core.refresh_done(op, Ok(tokens(2)), at(3), None);
+    assert_eq!(take_persist(&core), Generation(2));
+    core.persisted(Generation(2));
+    assert_eq!(caller.wakes(), 1);
+    let Poll::Ready(Ok(Turn::Send { attempt: 2, token })) = call.poll_next(&core, &waker) else {
+        panic!("the resend")
+    };
+    assert_eq!(token.expect("bearer").expose_secret(), "at-2");
+
+    call.respond(&core, "200", Verdict::Accepted, at(4));
+    assert!(matches!(
+        call.poll_next(&core, &waker),
+        Poll::Ready(Ok(Turn::Deliver("200")))
+    ));
+    assert_eq!((core.outstanding(), core.callers()), (0, 0));
+}
+
+#[test]
+fn conversation_cancelled_while_waiting_is_never_sent_and_ends_stopped() {
+    let core = fresh(Config::default());
+    let (caller, waker) = counting_waker();
+    let mut call = Conversation::<()>::begin(&core, RequestSpec::bearer(), at(1));
+    assert!(call.poll_next(&core, &waker).is_pending());
+
+    call.cancel(&core, || at(2));
+    let op = take_login(&core);
+    core.login_done(op, Ok(tokens(1)), at(3));
+    assert_eq!(take_persist(&core), Generation(1));
+    core.persisted(Generation(1));
+    assert_eq!(caller.wakes(), 0, "nobody to wake");
+    assert!(matches!(
+        call.poll_next(&core, &waker),
+        Poll::Ready(Err(Ended::Stopped))
+    ));
+    assert_eq!((core.outstanding(), core.callers()), (0, 0));
+}
+
+#[test]
+fn conversation_failed_by_the_session_ends_with_its_error() {
+    let core = fresh(Config::default());
+    let (_, waker) = counting_waker();
+    let mut call = Conversation::<()>::begin(&core, RequestSpec::bearer(), at(1));
+    assert!(call.poll_next(&core, &waker).is_pending());
+    core.logout(at(2));
+    assert!(matches!(
+        call.poll_next(&core, &waker),
+        Poll::Ready(Err(Ended::Session(RequestError::LoggedOut)))
+    ));
+    assert_eq!(core.callers(), 0);
 }
 
 // ---- helpers --------------------------------------------------------------------------------

@@ -4,10 +4,9 @@ use std::fmt;
 use std::future::poll_fn;
 use std::sync::Arc;
 
-use auth_core::{AccessToken, Outcome, RequestId, RequestSpec, Verdict};
-use auth_driver::Step;
+use auth_core::{AccessToken, RequestSpec, Verdict};
+use auth_driver::{Conversation, Turn};
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
-use tracing::trace;
 use zeroize::Zeroizing;
 
 use crate::handle::{CallError, Link};
@@ -39,21 +38,7 @@ use crate::handle::{CallError, Link};
 #[must_use = "a call does nothing until `next_step` is awaited"]
 pub struct Call<T> {
     link: Arc<Link>,
-    /// `None` when the session had stopped at the submit.
-    id: Option<RequestId>,
-    state: CallState,
-    held: Option<T>,
-}
-
-enum CallState {
-    /// Waiting for the session's next step.
-    Waiting,
-    /// The next step is known already (from the submit or the response).
-    Ready(Step),
-    /// The caller is sending attempt `attempt`; [`Call::respond`] answers it.
-    Sending { attempt: u16 },
-    /// Delivered, failed or stopped.
-    Done,
+    conversation: Conversation<T>,
 }
 
 /// What to do next in a [`Call`].
@@ -75,14 +60,8 @@ pub struct Attempt {
 impl<T> Call<T> {
     /// Submits `spec` to the session of `link`.
     pub(crate) fn submit(link: Arc<Link>, spec: RequestSpec) -> Self {
-        let (id, step) = link.core.submit(spec, link.clock.now());
-        let state = step.map_or(CallState::Waiting, CallState::Ready);
-        Call {
-            link,
-            id,
-            state,
-            held: None,
-        }
+        let conversation = Conversation::begin(&link.core, spec, link.clock.now());
+        Call { link, conversation }
     }
 
     /// Waits for the session's next step: send (again), or done.
@@ -90,54 +69,16 @@ impl<T> Call<T> {
     /// `Err` ends the call: the session failed the request ([`CallError::Session`]), or the
     /// session stopped. Cancel safe: dropping the future keeps the call where it was.
     pub async fn next_step(&mut self) -> Result<Next<T>, CallError> {
-        let step = match &self.state {
-            CallState::Waiting => {
-                let Some(id) = self.id else {
-                    self.state = CallState::Done;
-                    return Err(CallError::Stopped);
-                };
-                let core = &self.link.core;
-                poll_fn(|cx| core.poll_step(id, cx.waker())).await
-            }
-            CallState::Sending { .. } => return Err(CallError::ResponseMissing),
-            CallState::Done => return Err(CallError::Stopped),
-            CallState::Ready(_) => match std::mem::replace(&mut self.state, CallState::Waiting) {
-                CallState::Ready(step) => step,
-                _ => Step::Stopped,
-            },
-        };
-        self.state = CallState::Done;
-        if let Some(id) = self.id {
-            match &step {
-                Step::Send { attempt, .. } => trace!(request = %id, attempt, "send"),
-                Step::Done(outcome) => trace!(request = %id, ?outcome, "complete"),
-                _ => trace!(request = %id, "stopped"),
-            }
-        }
-        match step {
-            Step::Send { attempt, token } => {
-                self.held = None;
-                self.state = CallState::Sending { attempt };
-                Ok(Next::Send(Attempt {
-                    number: attempt,
-                    token,
-                }))
-            }
-            // The core delivers only after a response, which `respond` holds.
-            Step::Done(Outcome::Deliver) => self
-                .held
-                .take()
-                .map(Next::Deliver)
-                .ok_or(CallError::Stopped),
-            Step::Done(Outcome::Fail(error)) => {
-                self.held = None;
-                Err(CallError::Session(error))
-            }
-            // `Step::Stopped`, and steps of a later release.
-            _ => {
-                self.held = None;
-                Err(CallError::Stopped)
-            }
+        let (core, conversation) = (&self.link.core, &mut self.conversation);
+        let turn = poll_fn(|cx| conversation.poll_next(core, cx.waker())).await;
+        match turn.map_err(CallError::ended)? {
+            Turn::Send { attempt, token } => Ok(Next::Send(Attempt {
+                number: attempt,
+                token,
+            })),
+            Turn::Deliver(response) => Ok(Next::Deliver(response)),
+            // Turns of a later driver core.
+            _ => Err(CallError::Stopped),
         }
     }
 
@@ -149,43 +90,24 @@ impl<T> Call<T> {
     /// accepted answer to the current send at once); the next [`Call::next_step`] hands it over
     /// without waiting.
     pub fn respond(&mut self, response: T, verdict: Verdict) {
-        let (CallState::Sending { attempt }, Some(id)) = (&self.state, self.id) else {
-            return;
-        };
-        let attempt = *attempt;
-        self.held = Some(response);
         let link = &self.link;
-        self.state = match link.core.respond(id, attempt, verdict, link.clock.now()) {
-            Some(step) => CallState::Ready(step),
-            None => CallState::Waiting,
-        };
+        self.conversation
+            .respond(&link.core, response, verdict, link.clock.now());
     }
 }
 
 impl<T> Drop for Call<T> {
     fn drop(&mut self) {
-        let finished = matches!(
-            self.state,
-            CallState::Done | CallState::Ready(Step::Done(_) | Step::Stopped)
-        );
-        if let (Some(id), false) = (self.id, finished) {
-            self.link.core.cancel(id, self.link.clock.now());
-        }
+        let link = &self.link;
+        self.conversation.cancel(&link.core, || link.clock.now());
     }
 }
 
 impl<T> fmt::Debug for Call<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            CallState::Waiting => "waiting",
-            CallState::Ready(_) => "ready",
-            CallState::Sending { .. } => "sending",
-            CallState::Done => "done",
-        };
         f.debug_struct("Call")
-            .field("id", &self.id)
-            .field("state", &state)
-            .finish()
+            .field("conversation", &self.conversation)
+            .finish_non_exhaustive()
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::{Config, RequestError, RequestSpec, Session, SessionState};
-use auth_driver::{Core, LogoutError, LogoutTicket};
+use auth_driver::{Core, Ended, LogoutError, LogoutTicket};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -166,6 +166,18 @@ impl fmt::Debug for SessionHandle {
             .field("state", &self.state())
             .field("stopped", &self.link.core.is_stopped())
             .finish()
+    }
+}
+
+impl CallError {
+    /// Why a [`Call`]'s conversation with the driver core ended.
+    pub(crate) fn ended(ended: Ended) -> Self {
+        match ended {
+            Ended::Session(error) => CallError::Session(error),
+            Ended::ResponseMissing => CallError::ResponseMissing,
+            // `Stopped`, and reasons of a later driver core.
+            _ => CallError::Stopped,
+        }
     }
 }
 
