@@ -6,6 +6,7 @@
 
 mod common;
 
+use auth_demo::multiprocess::{assert_every_process_refreshed, assert_one_refresh};
 use auth_demo::server::{Counters, ThreadedServer};
 
 use common::{server, Probe};
@@ -55,22 +56,12 @@ fn storm_from_processes(server: &ThreadedServer, extra: &[&str]) -> (Counters, C
 fn four_processes_sharing_a_store_make_exactly_one_refresh() {
     let server = server();
     let (before, after) = storm_from_processes(&server, &[]);
-    assert_eq!(after.refresh_calls - before.refresh_calls, 1);
-    assert_eq!(after.refreshes - before.refreshes, 1);
-    assert_eq!(after.invalid_grant, before.invalid_grant);
-    assert_eq!(
-        after.logins, before.logins,
-        "no process fell back to a login"
-    );
+    assert_one_refresh(&before, &after);
 }
 
 #[test]
 fn without_the_lock_every_process_spends_the_same_refresh_token() {
     let server = server();
     let (before, after) = storm_from_processes(&server, &["--no-lock"]);
-    let n = PROCESSES as u64;
-    assert_eq!(after.refresh_calls - before.refresh_calls, n);
-    assert_eq!(after.refreshes - before.refreshes, 1);
-    assert_eq!(after.invalid_grant - before.invalid_grant, n - 1);
-    assert_eq!(after.logins - before.logins, n - 1);
+    assert_every_process_refreshed(&before, &after, PROCESSES as u64);
 }

@@ -1,129 +1,25 @@
 //! No secret in any text a server can shape, through the blocking driver and ureq's
 //! `TokenEndpoint`, with every `tracing` event down to `TRACE` captured.
 //!
-//! The same hostile loopback token endpoint as auth-demo's test of the tokio driver (a
-//! hand-written HTTP server that answers every call with 400 and the refresh token it was sent
-//! echoed as the `error` code, in `error_description` and in `error_uri`), and token endpoints
+//! The same hostile loopback token endpoint as auth-demo's test of the tokio driver
+//! ([`auth_demo::hostile::EchoEndpoint`], a hand-written HTTP server that answers every call
+//! with 400 and the refresh token it was sent echoed as the `error` code, in `error_description`
+//! and in `error_uri`), and token endpoints
 //! whose URL carries a client secret in its query: one that refuses connections, and one that an
 //! https-only agent refuses to call (ureq quotes the whole URL in that error). Neither secret may
 //! appear in any log line, while the lines that report the failures are still there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use auth_blocking::auth_core::{
-    fingerprint, AccessToken, Config, RefreshToken, RequestError, RequestSpec, Snapshot, TokenSet,
-    UnixTime, Verdict,
-};
+use auth_blocking::auth_core::{RefreshToken, RequestError, RequestSpec, TokenSet, Verdict};
 use auth_blocking::ureq::TokenEndpoint;
 use auth_blocking::{Backend, CallError, LoginError, MemoryStore, RefreshError, SessionHandle};
+use auth_demo::hostile::{
+    assert_logged, assert_no_secret, expired_snapshot, fast_config, refusal_shown,
+    secret_query_url, EchoEndpoint, ACCESS, QUERY_SECRET, REFRESH,
+};
 use auth_demo::testing::LogCapture;
-
-/// The stored refresh token, which the hostile endpoint echoes back.
-const REFRESH: &str = "rt-echoed-s3cr3t-7a1f";
-/// The stored (expired) access token.
-const ACCESS: &str = "at-stale-s3cr3t-93c2";
-/// A client secret in the query of the token endpoint's URL.
-const QUERY_SECRET: &str = "cs-query-s3cr3t-55d0";
-
-/// A loopback token endpoint that answers every request with 400 and an RFC 6749 §5.2 body
-/// echoing the `refresh_token` it was sent (or [`REFRESH`]) as `error`, `error_description` and
-/// `error_uri`. Keeps the bodies it received.
-struct EchoEndpoint {
-    url: String,
-    received: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl EchoEndpoint {
-    fn start() -> EchoEndpoint {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/token", listener.local_addr().unwrap());
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (received, stop) = (Arc::clone(&received), Arc::clone(&stop));
-            thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            if let Some(body) = answer(stream) {
-                                received.lock().unwrap().push(body);
-                            }
-                        }
-                        Err(_) => thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            })
-        };
-        EchoEndpoint {
-            url,
-            received,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn received(&self) -> Vec<String> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-impl Drop for EchoEndpoint {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Reads one request and answers it with the echoing 400; returns the request's body.
-fn answer(stream: TcpStream) -> Option<String> {
-    stream.set_nonblocking(false).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    let body = String::from_utf8(body).ok()?;
-    let echoed = body
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("refresh_token="))
-        .unwrap_or(REFRESH)
-        .to_owned();
-    let json = format!(
-        r#"{{"error":"{echoed}","error_description":"refresh token {echoed} is not valid","error_uri":"https://auth.example/errors?token={echoed}"}}"#
-    );
-    let response = format!(
-        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
-        json.len()
-    );
-    let mut stream = stream;
-    stream.write_all(response.as_bytes()).ok()?;
-    stream.flush().ok()?;
-    Some(body)
-}
 
 /// Login (client credentials) and refresh both at one token endpoint.
 struct EndpointBackend {
@@ -139,25 +35,6 @@ impl Backend for EndpointBackend {
 
     fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenSet, RefreshError> {
         self.endpoint.refresh(refresh_token)
-    }
-}
-
-/// A URL nothing listens on: a port just bound and released.
-fn refusing_url(path_and_query: &str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}{path_and_query}")
-}
-
-/// Short timeouts and backoff, so failures end in milliseconds.
-fn fast_config() -> Config {
-    Config {
-        queue_timeout: Duration::from_secs(5),
-        operation_timeout: Duration::from_secs(2),
-        backoff_base: Duration::from_millis(10),
-        backoff_max: Duration::from_millis(50),
-        ..Config::default()
     }
 }
 
@@ -177,15 +54,10 @@ fn agent(https_only: bool) -> ureq::Agent {
 fn run_refresh(agent: ureq::Agent, url: &str) -> (Result<(), CallError>, LogCapture) {
     let logs = LogCapture::new();
     let guard = logs.install();
-    let stored = Snapshot {
-        access_token: AccessToken::new(ACCESS),
-        refresh_token: Some(RefreshToken::new(REFRESH)),
-        expires_at: Some(UnixTime::from_millis(1)),
-    };
     let endpoint = TokenEndpoint::new(agent, url);
     let session = SessionHandle::builder(EndpointBackend { endpoint })
         .config(fast_config())
-        .store(MemoryStore::with(stored))
+        .store(MemoryStore::with(expired_snapshot()))
         .start()
         .unwrap();
     let outcome = session.request(RequestSpec::bearer(), |_| ((), Verdict::Accepted));
@@ -194,43 +66,13 @@ fn run_refresh(agent: ureq::Agent, url: &str) -> (Result<(), CallError>, LogCapt
     (outcome, logs)
 }
 
-/// Fails when any of `secrets` appears in the captured logs (or an `ERROR` was logged).
-fn assert_no_secret(logs: &LogCapture, secrets: &[&str]) {
-    let secrets: Vec<String> = secrets.iter().map(|s| (*s).to_owned()).collect();
-    if let Err(problem) = logs.check(&secrets) {
-        panic!("{problem}\n--- captured logs ---\n{}", logs.text());
-    }
-}
-
-/// Fails unless a logged line holds both `event` and `shown`.
-fn assert_logged(logs: &LogCapture, event: &str, shown: &str) {
-    let text = logs.text();
-    assert!(
-        text.lines()
-            .any(|line| line.contains(event) && line.contains(shown)),
-        "no {event:?} line with {shown:?}\n--- captured logs ---\n{text}"
-    );
-}
-
 #[test]
 fn token_endpoint_echoing_the_refresh_token_never_gets_it_into_the_logs() {
-    let endpoint = EchoEndpoint::start();
-    let (outcome, logs) = run_refresh(agent(false), &endpoint.url);
+    let endpoint = EchoEndpoint::start().unwrap();
+    let (outcome, logs) = run_refresh(agent(false), endpoint.url());
 
     // The refresh really presented the token, and the echo came back for it and for the login.
-    let received = endpoint.received();
-    assert!(
-        received
-            .iter()
-            .any(|body| body.contains(&format!("refresh_token={REFRESH}"))),
-        "the endpoint never saw the refresh token: {received:?}"
-    );
-    assert!(
-        received
-            .iter()
-            .any(|body| body.contains("grant_type=client_credentials")),
-        "no silent login after the refusal: {received:?}"
-    );
+    endpoint.assert_refresh_then_login();
     // Unrecognised code: the refresh token is dead, and the login is refused for good.
     assert!(
         matches!(
@@ -241,19 +83,14 @@ fn token_endpoint_echoing_the_refresh_token_never_gets_it_into_the_logs() {
     );
 
     assert_no_secret(&logs, &[REFRESH, ACCESS]);
-    let shown = format!(
-        "token endpoint refused the request (HTTP 400): unrecognised {}",
-        fingerprint(REFRESH)
-    );
+    let shown = refusal_shown();
     assert_logged(&logs, "refresh failed", &shown);
     assert_logged(&logs, "silent login failed", &shown);
 }
 
 #[test]
 fn unreachable_token_endpoint_never_logs_its_url_query() {
-    let url = refusing_url(&format!(
-        "/oauth/token?client_id=app&client_secret={QUERY_SECRET}"
-    ));
+    let url = secret_query_url().unwrap();
     let (outcome, logs) = run_refresh(agent(false), &url);
     assert!(outcome.is_err(), "{outcome:?}");
 
@@ -265,9 +102,7 @@ fn unreachable_token_endpoint_never_logs_its_url_query() {
 
 #[test]
 fn token_endpoint_refused_by_an_https_only_agent_never_logs_its_url_query() {
-    let url = refusing_url(&format!(
-        "/oauth/token?client_id=app&client_secret={QUERY_SECRET}"
-    ));
+    let url = secret_query_url().unwrap();
     let (outcome, logs) = run_refresh(agent(true), &url);
     assert!(outcome.is_err(), "{outcome:?}");
 

@@ -6,11 +6,17 @@
 //!   [`server::spawn_in_thread`] for a blocking one.
 //! - [`backend::DemoBackend`]: the app's [`auth_tokio::Backend`] for that server (WeChat-style
 //!   silent login, RFC 6749 refresh grant).
+//! - [`multiprocess`]: the verdicts of the cross-process storm (one refresh with the store's
+//!   lock, one per process without), for both drivers' tests.
 //! - [`story`]: the scenario `cargo run --release -p auth-demo` plays, with its expectations.
+//! - [`hostile`]: a hostile loopback token endpoint that echoes the refresh token it was sent in
+//!   its error, for the tests that no secret a server can shape reaches the logs (both drivers').
 //! - [`testing`]: log capture for end-to-end tests (fail on `ERROR`, fail on a leaked token).
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod backend;
+pub mod hostile;
+pub mod multiprocess;
 pub mod server;
 pub mod story;
 pub mod testing;

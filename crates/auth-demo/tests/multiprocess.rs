@@ -12,6 +12,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use auth_demo::backend::DemoBackend;
+use auth_demo::multiprocess::{assert_every_process_refreshed, assert_one_refresh};
 use auth_demo::server::{self, Counters, ServerConfig, ThreadedServer};
 use auth_tokio::auth_core::{Config, Snapshot};
 use auth_tokio::reqwest::ApiClient;
@@ -38,24 +39,14 @@ fn config() -> Config {
 fn four_tokio_processes_sharing_a_file_store_make_exactly_one_refresh() {
     let server = server::spawn_in_thread(ServerConfig::default()).unwrap();
     let (before, after) = storm_from_processes(&server, true);
-    assert_eq!(after.refresh_calls - before.refresh_calls, 1);
-    assert_eq!(after.refreshes - before.refreshes, 1);
-    assert_eq!(after.invalid_grant, before.invalid_grant);
-    assert_eq!(
-        after.logins, before.logins,
-        "no process fell back to a login"
-    );
+    assert_one_refresh(&before, &after);
 }
 
 #[test]
 fn without_the_lock_every_tokio_process_spends_the_same_refresh_token() {
     let server = server::spawn_in_thread(ServerConfig::default()).unwrap();
     let (before, after) = storm_from_processes(&server, false);
-    let n = PROCESSES as u64;
-    assert_eq!(after.refresh_calls - before.refresh_calls, n);
-    assert_eq!(after.refreshes - before.refreshes, 1);
-    assert_eq!(after.invalid_grant - before.invalid_grant, n - 1);
-    assert_eq!(after.logins - before.logins, n - 1);
+    assert_every_process_refreshed(&before, &after, PROCESSES as u64);
 }
 
 /// Logs in once (and shuts down, so the tokens are on disk), expires the access token, then
