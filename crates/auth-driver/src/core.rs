@@ -35,7 +35,7 @@ use crate::work::{Guard, LogoutError, LogoutTicket, Step, Work};
 pub type StateHook = Box<dyn Fn(SessionState) + Send + Sync + 'static>;
 
 /// The runtime-agnostic driver core shared by `auth-tokio` and `auth-blocking`; see the
-/// [module documentation](self). Share it in an `Arc`.
+/// [crate documentation](crate). Share it in an `Arc`.
 pub struct Core {
     inner: Mutex<Inner>,
     on_state: StateHook,
