@@ -207,6 +207,28 @@ mod tests {
         assert_eq!((a.sequence(), b.sequence()), (1, 2));
     }
 
+    /// The table holds `SLOT_MASK` requests (slot bits all ones are kept for the refusal), then
+    /// refuses with an id that carries the submit counter and names no slot; a freed slot is
+    /// used again. About a million small inserts: this test is the only one that fills the table.
+    #[test]
+    fn a_full_table_refuses_with_an_id_that_names_no_slot() {
+        let mut table = Requests::default();
+        let capacity = SLOT_MASK;
+        for sequence in 1..=capacity {
+            assert!(table.insert(sequence, request()).is_ok(), "slot {sequence}");
+        }
+        assert_eq!(table.len(), capacity as usize);
+        let refused = table.insert(capacity + 1, request()).unwrap_err();
+        assert_eq!(refused.sequence(), capacity + 1);
+        assert_eq!(slot_of(refused), SLOT_MASK as usize, "names no slot");
+        assert!(table.get(refused).is_none());
+        let last = RequestId((capacity << SLOT_BITS) | (capacity - 1));
+        assert!(table.remove(last).is_some());
+        let reused = table.insert(capacity + 2, request()).unwrap();
+        assert_eq!(slot_of(reused), slot_of(last));
+        assert_eq!(reused.sequence(), capacity + 2);
+    }
+
     #[test]
     fn queue_skips_removed_entries_and_keeps_fifo_order() {
         let mut table = Requests::default();

@@ -189,6 +189,7 @@ fn p5_too_many_sends_are_reported() {
     assert!(m.is_clean());
     m.on_command(&send(1, 3, Some(1)));
     assert_eq!(properties(&m), [Property::P5BoundedRetries]);
+    assert!(!m.is_clean());
 }
 
 /// The budget is counted past 255 sends: with the largest budgets the 256th and 257th sends are
@@ -228,6 +229,29 @@ fn p6_refresh_started_by_a_late_401_for_an_old_generation_is_reported() {
     m.on_input(&rejected(1, 1), T0);
     m.on_command(&refresh(3));
     assert_eq!(properties(&m), [Property::P6NoWastedRefresh]);
+}
+
+/// One broken property does not hide another: a 401 for a generation that was never persisted
+/// (already a P7 violation) does not make the newest generation suspect, so a later refresh
+/// started by a 401 for an older generation is still reported as wasted.
+#[test]
+fn p6_is_still_judged_after_a_rejection_for_an_unpersisted_generation() {
+    let mut m = logged_in_with_request(RequestSpec::bearer());
+    m.on_submit(RequestId(2), &RequestSpec::bearer());
+    m.on_submit(RequestId(3), &RequestSpec::bearer());
+    m.on_command(&send(3, 1, Some(1)));
+    m.on_command(&persist(2));
+    // Request 2 goes out with generation 3, which was never persisted.
+    m.on_command(&send(2, 1, Some(3)));
+    assert_eq!(properties(&m), [Property::P7DurabilityOrder]);
+    m.on_input(&rejected(2, 1), T0);
+    // Request 3's 401 is for generation 1, older than the newest (2): no reason to refresh.
+    m.on_input(&rejected(3, 1), T0);
+    m.on_command(&refresh(4));
+    assert_eq!(
+        properties(&m),
+        [Property::P7DurabilityOrder, Property::P6NoWastedRefresh]
+    );
 }
 
 #[test]
