@@ -48,7 +48,7 @@ pub enum NetFault {
 }
 
 /// The most messages and timers one [`Sim::advance`] runs.
-pub const ADVANCE_STEPS: usize = 10_000;
+pub const ADVANCE_STEPS: usize = 1_000;
 
 /// The simulator. See the module documentation.
 #[derive(Debug)]
