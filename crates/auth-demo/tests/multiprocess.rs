@@ -1,5 +1,6 @@
 //! Cross-process single flight of auth-tokio: four processes (this test binary again, running
-//! the ignored `probe` test) share one `FileStore` and each storms 64 requests at an expired
+//! the same test with the probe's settings in its environment, which makes it [`probe`]) share
+//! one `FileStore` and each storms 64 requests at an expired
 //! access token. With the store's refresh lock the demo server sees exactly one refresh call;
 //! without it (a store that does not lock, the non-vacuity check) every process spends the same
 //! refresh token, and all but one fall back to a silent login.
@@ -24,8 +25,13 @@ const REQUESTS: usize = 64;
 /// Upper bound of every wait on a child.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// What a probe is told: the server, the store, whether to lock.
+/// What a probe is told: the server, the store, whether to lock. A child started with it runs
+/// its parent's test, which becomes the probe.
 const PROBE_ENV: &str = "SEAMLESS_TOKIO_PROBE";
+/// The tests' names, for the child to run the same one.
+const TEST_WITH_LOCK: &str = "four_tokio_processes_sharing_a_file_store_make_exactly_one_refresh";
+const TEST_WITHOUT_LOCK: &str =
+    "without_the_lock_every_tokio_process_spends_the_same_refresh_token";
 
 fn config() -> Config {
     Config {
@@ -37,22 +43,28 @@ fn config() -> Config {
 
 #[test]
 fn four_tokio_processes_sharing_a_file_store_make_exactly_one_refresh() {
+    if let Ok(spec) = std::env::var(PROBE_ENV) {
+        return probe(&spec);
+    }
     let server = server::spawn_in_thread(ServerConfig::default()).unwrap();
-    let (before, after) = storm_from_processes(&server, true);
+    let (before, after) = storm_from_processes(&server, true, TEST_WITH_LOCK);
     assert_one_refresh(&before, &after);
 }
 
 #[test]
 fn without_the_lock_every_tokio_process_spends_the_same_refresh_token() {
+    if let Ok(spec) = std::env::var(PROBE_ENV) {
+        return probe(&spec);
+    }
     let server = server::spawn_in_thread(ServerConfig::default()).unwrap();
-    let (before, after) = storm_from_processes(&server, false);
+    let (before, after) = storm_from_processes(&server, false, TEST_WITHOUT_LOCK);
     assert_every_process_refreshed(&before, &after, PROCESSES as u64);
 }
 
 /// Logs in once (and shuts down, so the tokens are on disk), expires the access token, then
 /// lets the processes storm at the same moment (each restored the stored session before the
 /// go). Returns the counters before and after the storm.
-fn storm_from_processes(server: &ThreadedServer, lock: bool) -> (Counters, Counters) {
+fn storm_from_processes(server: &ThreadedServer, lock: bool, test: &str) -> (Counters, Counters) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("session.json");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -73,7 +85,7 @@ fn storm_from_processes(server: &ThreadedServer, lock: bool) -> (Counters, Count
     let before = server.admin().counters();
 
     let mut probes: Vec<Probe> = (0..PROCESSES)
-        .map(|_| Probe::start(server, &path, lock))
+        .map(|_| Probe::start(server, &path, lock, test))
         .collect();
     for probe in &mut probes {
         probe.expect("ready");
@@ -109,7 +121,7 @@ struct Probe {
 }
 
 impl Probe {
-    fn start(server: &ThreadedServer, store: &Path, lock: bool) -> Probe {
+    fn start(server: &ThreadedServer, store: &Path, lock: bool, test: &str) -> Probe {
         let spec = format!(
             "{}\n{}\n{}",
             server.base_url(),
@@ -117,7 +129,7 @@ impl Probe {
             if lock { "lock" } else { "no-lock" }
         );
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["probe", "--exact", "--ignored", "--nocapture"])
+            .args([test, "--exact", "--nocapture"])
             .env(PROBE_ENV, spec)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -163,15 +175,10 @@ impl Probe {
     }
 }
 
-/// The child's side (ignored in a normal run; the parent runs it with `--ignored` and the
-/// probe's settings in the environment): restore the session from the shared store, say
-/// `ready`, wait for `go` on stdin, storm, say how many requests were delivered.
-#[test]
-#[ignore = "the child process of the multi-process tests"]
-fn probe() {
-    let Ok(spec) = std::env::var(PROBE_ENV) else {
-        return;
-    };
+/// The child's side (a test run with the probe's settings in its environment): restore the
+/// session from the shared store, say `ready`, wait for `go` on stdin, storm, say how many
+/// requests were delivered.
+fn probe(spec: &str) {
     let mut spec = spec.lines();
     let (base_url, store, lock) = (
         spec.next().unwrap().to_owned(),
