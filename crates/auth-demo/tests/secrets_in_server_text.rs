@@ -82,7 +82,7 @@ fn token_endpoint_echoing_the_refresh_token_never_gets_it_into_the_logs() {
 
     assert_no_secret(&logs, &[REFRESH, ACCESS]);
     let shown = refusal_shown();
-    assert_logged(&logs, "refresh token dead", &shown);
+    assert_logged(&logs, "refresh failed", &shown);
     assert_logged(&logs, "silent login failed", &shown);
 }
 

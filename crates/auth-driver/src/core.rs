@@ -401,15 +401,6 @@ impl Core {
         lock(&self.inner).session.state()
     }
 
-    /// Whether a login or refresh is in flight or waiting to be retried (a stopping driver
-    /// lets it finish so rotated tokens are persisted).
-    pub fn is_resetting(&self) -> bool {
-        matches!(
-            lock(&self.inner).session.state(),
-            SessionState::LoggingIn | SessionState::Refreshing
-        )
-    }
-
     /// Requests outstanding in the session (waiting or in flight).
     pub fn outstanding(&self) -> usize {
         lock(&self.inner).session.outstanding()

@@ -284,15 +284,9 @@ async fn refresh<B: Backend, S: TokenStore>(
     let result = match tokio::time::timeout(left(), call).await {
         Ok(Ok(tokens)) => Ok(tokens),
         Ok(Err(error)) => {
-            let failure = error.failure();
-            // Only the log level: the session decides what follows.
-            if failure == RefreshFailure::InvalidGrant {
-                // The normal end of a refresh token: silent login follows.
-                info!(op = op.0, %error, "refresh token dead");
-            } else {
-                warn!(op = op.0, %error, "refresh failed");
-            }
-            Err(failure)
+            // The error's text says which failure it is; the session decides what follows.
+            warn!(op = op.0, %error, "refresh failed");
+            Err(error.failure())
         }
         Err(_) => {
             drop(lock);
