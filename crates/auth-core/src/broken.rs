@@ -24,4 +24,10 @@ pub enum Bug {
     /// counter did: with `max_retries: 255` the budget never runs out (caught by P5 in a world
     /// with that config and an API that rejects every call).
     SaturatingSendCounter,
+    /// Shared sessions: logins and refreshes start without the store's lease, so two processes
+    /// refresh at once and present one refresh token twice (caught by P9 and P10).
+    NoLease,
+    /// Shared sessions: the spent mark of a record is ignored, so the process that takes over
+    /// from a holder that crashed or hung presents the same refresh token again (caught by P9).
+    IgnoreSpentMark,
 }

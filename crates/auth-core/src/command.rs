@@ -5,6 +5,7 @@ use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::input::{Generation, OpId, RequestId};
+use crate::shared::StoreVersion;
 use crate::snapshot::Snapshot;
 use crate::time::{millis_of, Instant, UnixTime};
 use crate::token::{AccessToken, RefreshToken};
@@ -57,6 +58,40 @@ pub enum Command {
     },
     /// The session changed state; for UIs and event streams.
     Notify(SessionState),
+    /// Shared sessions: take the store's lease for `ttl` (setting the spent mark), then feed back
+    /// `Input::Lease` with this `op`. Emitted before every login or refresh.
+    Acquire {
+        /// The operation id to answer with.
+        op: OpId,
+        /// How long the lease lasts if never released: twice `operation_timeout` (at least one
+        /// millisecond), so a holder abandons its operation well before the lease can pass on.
+        ttl: Duration,
+    },
+    /// Shared sessions: write these tokens if the record is still at `expected` (compare-and-swap),
+    /// then feed back `Input::Published` with this `op`. The waiting requests go out only after
+    /// the answer, with these tokens or with whatever the store holds instead.
+    Publish {
+        /// The operation whose result this is.
+        op: OpId,
+        /// The version the lease was granted on.
+        expected: StoreVersion,
+        /// The tokens, as for [`Command::Persist`].
+        persist: Persist,
+    },
+    /// Shared sessions: give the lease of `op` back (compare-and-delete on its owner). With
+    /// `spent: false` the store also clears the spent mark of `version` if it is still current:
+    /// this holder set the mark and never presented the refresh token. Nothing is fed back.
+    Release {
+        /// The operation that holds the lease.
+        op: OpId,
+        /// The version the lease was granted on.
+        version: StoreVersion,
+        /// Whether `version`'s refresh token may have been presented (keep the mark).
+        spent: bool,
+    },
+    /// Shared sessions: the session took the tokens another process wrote as this generation.
+    /// Nothing to store; for logs and monitors.
+    Adopted(Generation),
 }
 
 /// What a finished request gives its caller.
@@ -101,6 +136,13 @@ pub enum RequestError {
     /// The circuit breaker is open after repeated failures; nothing is attempted until it closes.
     #[error("the auth server is failing; not retrying until the cool-down ends")]
     CircuitOpen,
+    /// Shared sessions: the shared store (lease and tokens) kept failing to answer; a later
+    /// request tries again. Requests that did not need new tokens were not affected.
+    #[error("the shared session store is unavailable after {attempts} attempts")]
+    StoreUnavailable {
+        /// How many operations were attempted.
+        attempts: u32,
+    },
 }
 
 /// The session's externally visible state (DESIGN.md §3).

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::shared::{LeaseResult, Observed, PublishResult};
 use crate::token::TokenSet;
 
 /// Identifies one request for its whole life. Assigned by the session: the submit counter
@@ -168,4 +169,21 @@ pub enum Input {
     Login,
     /// A timer may have fired. Spurious calls are harmless.
     Timeout,
+    /// A shared store answered [`crate::Command::Acquire`] (shared sessions only).
+    Lease {
+        /// The operation that asked.
+        op: OpId,
+        /// Granted, busy or unreachable, with the record read.
+        result: LeaseResult,
+    },
+    /// A shared store answered [`crate::Command::Publish`] (shared sessions only).
+    Published {
+        /// The operation whose tokens were offered.
+        op: OpId,
+        /// Written, conflict or unreachable.
+        result: PublishResult,
+    },
+    /// The driver noticed the shared record changed (a notification, a periodic read, or the
+    /// answer to its own `ClearStore`). Shared sessions only; a local session ignores it.
+    StoreChanged(Observed),
 }

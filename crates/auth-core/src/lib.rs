@@ -62,7 +62,11 @@
 //! - [`Session`]: the machine (DESIGN.md §3 rules 1–14); [`Config`] apart from it.
 //! - [`Input`], [`Command`]: its interface; [`Timer`]: why it wants to wake up.
 //! - [`Monitor`] and [`Checked`]: the one definition of the properties P1–P8, shared by the
-//!   simulator, the model checker, proptest and the fuzzer.
+//!   simulator, the model checker, proptest and the fuzzer; [`FleetMonitor`]: P9–P11 across
+//!   the processes sharing one session.
+//! - [`Session::shared`] and the [`Observed`] / [`LeaseResult`] / [`PublishResult`] vocabulary:
+//!   one session shared by several processes through a store with a lease (see the `shared`
+//!   types for the protocol a store implements).
 //! - [`sim`]: the deterministic simulator with a fake auth server.
 //! - [`Trace`]: serialized inputs that replay a session.
 //! - [`Snapshot`]: the versioned persisted session.
@@ -75,11 +79,13 @@
 pub mod broken;
 mod command;
 mod config;
+mod fleet;
 mod input;
 mod monitor;
 pub mod parse;
 mod requests;
 mod session;
+mod shared;
 pub mod sim;
 mod snapshot;
 mod time;
@@ -89,6 +95,7 @@ mod trace;
 
 pub use command::{Command, Outcome, Persist, RequestError, SessionState};
 pub use config::Config;
+pub use fleet::{FleetMonitor, FleetProperty, FleetViolation, Process};
 pub use input::{
     Auth, Generation, Input, LoginFailure, OpId, RefreshFailure, RequestId, RequestSpec, Retry,
     Verdict,
@@ -100,6 +107,7 @@ pub use parse::{
     TokenResponseError, MAX_BODY_LEN, MAX_EXPIRES_IN,
 };
 pub use session::Session;
+pub use shared::{LeaseResult, Observed, PublishResult, StoreVersion, Stored, LEASE_RETRY};
 pub use snapshot::{Snapshot, SnapshotError, SnapshotFieldError, SNAPSHOT_VERSION};
 pub use time::{Instant, UnixTime};
 pub use timer::Timer;

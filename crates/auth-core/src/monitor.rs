@@ -215,7 +215,12 @@ impl Monitor {
                 let now = self.now;
                 self.operations.retain(|_, deadline| *deadline > now);
             }
-            Input::Submit(_) | Input::Cancel(_) | Input::Response { .. } => {}
+            Input::Submit(_)
+            | Input::Cancel(_)
+            | Input::Response { .. }
+            | Input::Lease { .. }
+            | Input::Published { .. }
+            | Input::StoreChanged(_) => {}
         }
     }
 
@@ -236,13 +241,25 @@ impl Monitor {
                 self.newest_suspect = true;
                 self.on_operation(*op, "Refresh");
             }
-            Command::Persist(persist) => {
+            Command::Persist(persist) | Command::Publish { persist, .. } => {
                 if self.logged_out {
                     self.violations
                         .push(Violation::ActAfterLogout("Persist".into()));
                 }
                 self.newest = Some(persist.generation);
                 self.newest_suspect = false;
+            }
+            // Tokens another process stored: durable already. Taken after a logout, they come
+            // from a login there (an explicit `Login`, judged by the fleet's monitor).
+            Command::Adopted(generation) => {
+                self.newest = Some(*generation);
+                self.newest_suspect = false;
+                self.logged_out = false;
+            }
+            // A logout in another process, seen in the shared store: as a `Logout` input.
+            Command::Notify(SessionState::LoggedOut) => {
+                self.logged_out = true;
+                self.operations.clear();
             }
             Command::Complete { id, .. } => match self.requests.get_mut(id) {
                 None => self.violations.push(Violation::Unknown(*id)),
@@ -251,7 +268,11 @@ impl Monitor {
                 }
                 Some(watched) => watched.completed = true,
             },
-            Command::ClearStore | Command::Revoke { .. } | Command::Notify(_) => {}
+            Command::ClearStore
+            | Command::Revoke { .. }
+            | Command::Notify(_)
+            | Command::Acquire { .. }
+            | Command::Release { .. } => {}
         }
     }
 

@@ -4,6 +4,8 @@
 //! work that grows with the number of outstanding requests, except releasing or failing the
 //! queue, which touches each waiting request once.
 
+mod shared;
+
 use std::collections::VecDeque;
 
 use crate::broken::Bug;
@@ -45,6 +47,8 @@ pub struct Session {
     requests: Requests,
     out: VecDeque<Command>,
     now: Instant,
+    /// Present when several processes share the session through a store (DESIGN.md §7).
+    shared: Option<shared::Shared>,
     #[cfg(feature = "broken-variants")]
     bug: Option<crate::broken::Bug>,
 }
@@ -71,6 +75,21 @@ struct Operation {
     id: OpId,
     kind: OpKind,
     deadline: Instant,
+    phase: Phase,
+}
+
+/// Where an operation is. A local session's operations are always `Running`; a shared one's
+/// first take the store's lease and end by publishing their tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Phase {
+    /// `Command::Acquire` sent; waiting for `Input::Lease`.
+    Leasing,
+    /// Another process holds the lease; ask again at `retry_at`.
+    Waiting { retry_at: Instant },
+    /// `Command::Login` or `Command::Refresh` sent; waiting for its result.
+    Running,
+    /// `Command::Publish` sent; waiting for `Input::Published`.
+    Publishing,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -99,6 +118,7 @@ impl Session {
             requests: Requests::default(),
             out: VecDeque::new(),
             now,
+            shared: None,
             #[cfg(feature = "broken-variants")]
             bug: None,
         };
@@ -149,6 +169,9 @@ impl Session {
             Input::Logout => self.logout(now),
             Input::Login => self.login(now),
             Input::Timeout => self.handle_timeout(now),
+            Input::Lease { op, result } => self.handle_lease(op, result, now),
+            Input::Published { op, result } => self.handle_published(op, result, now),
+            Input::StoreChanged(observed) => self.handle_store_changed(observed, now),
         }
     }
 
@@ -223,15 +246,22 @@ impl Session {
         if !self.take_operation(op, OpKind::Login) {
             return;
         }
+        if result.is_err() {
+            self.release_lease();
+            self.blame_store(false);
+        }
         match result {
-            Ok(tokens) => self.succeed(tokens),
+            Ok(tokens) => self.succeed(op, tokens),
             Err(LoginFailure::Transient) => self.transient_failure(OpKind::Login),
             Err(LoginFailure::Fatal) => {
                 self.tokens = None;
                 self.attempts = 0;
                 // The stored tokens are dead (their refresh failed or there were none): a restart
-                // must not come back `Active` with them.
-                self.out.push_back(Command::ClearStore);
+                // must not come back `Active` with them. A shared record belongs to every process
+                // sharing it and is left as is (its refresh token is marked spent already).
+                if self.shared.is_none() {
+                    self.out.push_back(Command::ClearStore);
+                }
                 // State first, so a caller woken by its failure already sees why.
                 self.enter(SessionState::LoginRequired);
                 self.fail_queue(RequestError::LoginRequired);
@@ -250,8 +280,12 @@ impl Session {
         if !self.take_operation(op, OpKind::Refresh) {
             return;
         }
+        if result.is_err() {
+            self.release_lease();
+            self.blame_store(false);
+        }
         match result {
-            Ok(tokens) => self.succeed(tokens),
+            Ok(tokens) => self.succeed(op, tokens),
             Err(RefreshFailure::Transient) => self.transient_failure(OpKind::Refresh),
             Err(RefreshFailure::InvalidGrant) => {
                 // The refresh token is dead: silent login, keeping the queue.
@@ -275,6 +309,7 @@ impl Session {
         }
         self.epoch = self.epoch.wrapping_add(1);
         self.op = None;
+        self.release_lease();
         self.backoff = None;
         self.attempts = 0;
         if let Some(tokens) = self.tokens.take() {
@@ -310,8 +345,17 @@ impl Session {
         if let Some(op) = self.op.filter(|op| op.deadline <= now) {
             // A hung operation counts as a transient failure; its late result no longer matches.
             self.op = None;
-            self.transient_failure(op.kind);
+            self.release_lease();
+            if op.phase == Phase::Publishing {
+                // The tokens are new and good; only the store did not answer in time.
+                self.release_queue();
+            } else {
+                // A lease request that hung is the store's trouble; anything else the auth server's.
+                self.blame_store(op.phase == Phase::Leasing);
+                self.transient_failure(op.kind);
+            }
         }
+        self.retry_lease(now);
         if let Some(backoff) = self.backoff.filter(|b| b.retry_at <= now) {
             self.backoff = None;
             if self.requests.queued() == 0 {
@@ -354,6 +398,10 @@ impl Session {
         [
             queue,
             self.op.map(|op| (Timer::OperationDeadline, op.deadline)),
+            self.op.and_then(|op| match op.phase {
+                Phase::Waiting { retry_at } => Some((Timer::LeaseRetry, retry_at)),
+                _ => None,
+            }),
             self.backoff.map(|b| (Timer::OperationBackoff, b.retry_at)),
             self.breaker_until.map(|at| (Timer::BreakerCooldown, at)),
         ]
@@ -509,12 +557,27 @@ impl Session {
         };
         let id = OpId(self.next_op);
         self.next_op += 1;
+        let leased = self.shared.is_some() && !self.has_bug(Bug::NoLease);
         self.op = Some(Operation {
             id,
             kind,
             deadline: self.now.saturating_add(self.config.operation_timeout),
+            phase: if leased {
+                Phase::Leasing
+            } else {
+                Phase::Running
+            },
         });
         self.backoff = None;
+        if leased {
+            // Login or refresh is decided once the lease is granted, from the record it shows.
+            let ttl = self.lease_ttl();
+            self.out.push_back(Command::Acquire { op: id, ttl });
+            return self.enter(match kind {
+                OpKind::Login => SessionState::LoggingIn,
+                OpKind::Refresh => SessionState::Refreshing,
+            });
+        }
         match refresh_token {
             Some(refresh_token) => self.out.push_back(Command::Refresh {
                 op: id,
@@ -535,7 +598,9 @@ impl Session {
             return true;
         }
         match self.op {
-            Some(current) if current.id == op && current.kind == kind => {
+            Some(current)
+                if current.id == op && current.kind == kind && current.phase == Phase::Running =>
+            {
                 self.op = None;
                 true
             }
@@ -543,25 +608,40 @@ impl Session {
         }
     }
 
-    /// Rule 3: persist, then release the queue in FIFO order, then notify.
-    fn succeed(&mut self, tokens: TokenSet) {
+    /// Rule 3: persist, then release the queue in FIFO order, then notify. A shared session
+    /// publishes instead and releases the queue on the store's answer.
+    fn succeed(&mut self, op: OpId, tokens: TokenSet) {
+        self.reset_failures();
+        let persist = self.adopt_tokens(tokens);
+        if let Some(expected) = self.basis() {
+            return self.publish(op, expected, persist);
+        }
+        let persist = Command::Persist(persist);
+        // Only a planted bug holds the persist back until after the sends.
+        if self.has_bug(Bug::ReleaseBeforePersist) {
+            self.release_queue();
+            self.out.push_back(persist);
+        } else {
+            self.out.push_back(persist);
+            self.release_queue();
+        }
+    }
+
+    /// A success (or good tokens from elsewhere) ends every count of failures.
+    fn reset_failures(&mut self) {
         self.attempts = 0;
         self.consecutive_failures = 0;
         self.breaker_until = None;
         self.backoff = None;
-        let persist = Command::Persist(self.adopt_tokens(tokens));
-        // Only a planted bug holds the persist back until after the sends.
-        let held_back = if self.has_bug(Bug::ReleaseBeforePersist) {
-            Some(persist)
-        } else {
-            self.out.push_back(persist);
-            None
-        };
+    }
+
+    /// The session holds usable tokens: `Active`, the waiting requests go out in FIFO order,
+    /// then the state change is announced.
+    fn release_queue(&mut self) {
         let previous = core::mem::replace(&mut self.stage, SessionState::Active);
         while let Some(id) = self.requests.pop_front() {
             self.send(id);
         }
-        self.out.extend(held_back);
         if previous != SessionState::Active {
             self.out.push_back(Command::Notify(SessionState::Active));
         }
@@ -611,8 +691,11 @@ impl Session {
             self.breaker_until = Some(self.now.saturating_add(self.config.breaker_cooldown));
             self.give_up(RequestError::CircuitOpen);
         } else if retried >= self.config.max_operation_retries {
-            self.give_up(RequestError::AuthUnavailable {
-                attempts: self.attempts,
+            let attempts = self.attempts;
+            self.give_up(if self.store_trouble() {
+                RequestError::StoreUnavailable { attempts }
+            } else {
+                RequestError::AuthUnavailable { attempts }
             });
         } else {
             let delay = backoff_delay(&self.config, self.attempts, self.next_op);

@@ -19,6 +19,9 @@ pub enum Timer {
     OperationBackoff,
     /// The circuit breaker's cool-down ends (rule 14).
     BreakerCooldown,
+    /// Shared sessions: another process holds the lease; ask again
+    /// ([`crate::shared::LEASE_RETRY`] after the last answer).
+    LeaseRetry,
 }
 
 /// Delay before retry number `attempt` (1-based): exponential from `backoff_base`, capped at

@@ -73,6 +73,7 @@
 mod file;
 mod lock;
 mod refresh;
+pub mod shared;
 
 use std::io;
 use std::time::Duration;

@@ -407,6 +407,12 @@ impl Sim {
                 self.completion_order.push(id);
             }
             Command::Notify(_) => {}
+            // This simulator runs one local session, which never asks a shared store for
+            // anything; a local session never emits these.
+            Command::Acquire { .. }
+            | Command::Publish { .. }
+            | Command::Release { .. }
+            | Command::Adopted(_) => {}
         }
     }
 

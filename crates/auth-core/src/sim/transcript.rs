@@ -3,6 +3,7 @@
 
 use crate::command::{Command, Outcome};
 use crate::input::{Auth, Input, Retry, Verdict};
+use crate::shared::{LeaseResult, Observed, PublishResult, Stored};
 use crate::sim::state_name;
 use crate::token::TokenSet;
 
@@ -50,7 +51,36 @@ pub(crate) fn input(input: &Input) -> String {
         Input::Logout => "logout".to_owned(),
         Input::Login => "login".to_owned(),
         Input::Timeout => "timeout".to_owned(),
+        Input::Lease { op, result } => {
+            let result = match result {
+                LeaseResult::Granted(observed) => format!("granted on {}", observed_text(observed)),
+                LeaseResult::Busy(observed) => format!("busy, store {}", observed_text(observed)),
+                LeaseResult::Unavailable => "store unavailable".to_owned(),
+            };
+            format!("lease op{}: {result}", op.0)
+        }
+        Input::Published { op, result } => {
+            let result = match result {
+                PublishResult::Written => "written".to_owned(),
+                PublishResult::Conflict(observed) => {
+                    format!("conflict, store {}", observed_text(observed))
+                }
+                PublishResult::Unavailable => "store unavailable".to_owned(),
+            };
+            format!("published op{}: {result}", op.0)
+        }
+        Input::StoreChanged(observed) => format!("store changed: {}", observed_text(observed)),
     }
+}
+
+fn observed_text(observed: &Observed) -> String {
+    let content = match &observed.content {
+        Stored::Empty => "empty".to_owned(),
+        Stored::Tokens(set) => result_text(Ok(set)),
+        Stored::LoggedOut => "logged out".to_owned(),
+    };
+    let spent = if observed.spent { " (spent)" } else { "" };
+    format!("v{} {content}{spent}", observed.version.0)
 }
 
 fn result_text(result: Result<&TokenSet, String>) -> String {
@@ -101,5 +131,24 @@ pub(crate) fn command(command: &Command) -> String {
             Outcome::Fail(error) => format!("complete #{}: fail {error:?}", id.sequence()),
         },
         Command::Notify(state) => format!("notify {}", state_name(*state)),
+        Command::Acquire { op, ttl } => {
+            format!("acquire lease op{} for {}ms", op.0, ttl.as_millis())
+        }
+        Command::Publish {
+            op,
+            expected,
+            persist,
+        } => format!(
+            "publish op{} on v{} gen {} access {}",
+            op.0,
+            expected.0,
+            persist.generation.0,
+            persist.access_token.fingerprint()
+        ),
+        Command::Release { op, version, spent } => {
+            let mark = if *spent { "keep mark" } else { "clear mark" };
+            format!("release lease op{} on v{} ({mark})", op.0, version.0)
+        }
+        Command::Adopted(generation) => format!("adopted gen {}", generation.0),
     }
 }
