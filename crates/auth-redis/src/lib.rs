@@ -1,0 +1,3 @@
+//! # auth-redis: the Redis backend of Seamless shared sessions
+//!
+//! (Work in progress: implements `auth_store::shared::SharedStore` on Redis.)
