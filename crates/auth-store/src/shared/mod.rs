@@ -26,6 +26,14 @@
 //! (a transient failure of the operation that needed it), never as permission to refresh without
 //! the lease.
 
+mod memory;
+mod state;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use memory::MemorySharedStore;
+
 use std::time::Duration;
 
 use auth_core::{
