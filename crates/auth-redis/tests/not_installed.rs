@@ -1,6 +1,5 @@
 //! Without `redis-server` on `PATH`, starting a test server fails with a message that says how
 //! to get one: the Redis tests never skip silently. (Its own test binary: it empties `PATH`.)
-#![cfg(feature = "testing")]
 
 use auth_redis::testing::{RedisServer, ServerError};
 

@@ -1,6 +1,5 @@
 //! The test server itself (`auth_redis::testing`): it starts, answers, loses its data on a
 //! restart on the same port, refuses connections once stopped or killed, and hangs when paused.
-#![cfg(feature = "testing")]
 
 use std::time::Duration;
 
