@@ -3,8 +3,8 @@
 //!
 //! quinn's shape: every caller runs its own transitions under the lock (submit, respond, cancel)
 //! and gets its own next step back at once when the session has one for it; only what the
-//! session asks of the runtime (login, refresh, revoke, persist, clear, the one timer) is queued
-//! for a background task or thread. On the happy path (`Active`, token usable) a request never
+//! session asks of the runtime (login, refresh, revoke, persist, clear, a shared store's lease,
+//! publish and release, the one timer) is queued for a background task or thread. On the happy path (`Active`, token usable) a request never
 //! waits for another task: `submit` returns its `Send`, `respond` with an accepted answer
 //! returns its `Done`.
 //!
@@ -13,7 +13,12 @@
 //! runtime has not reported done yet is held back and released by [`Core::persisted`]. (With a
 //! single owner the driver executed `Persist` before the `Send`s after it; with many callers
 //! draining commands, the persist runs in the background while another caller may already get
-//! the new token.)
+//! the new token.) A shared session needs no such gate: it holds its requests itself until the
+//! store answers its `Publish`.
+//!
+//! Shutdown ([`Core::stop`]) starts nothing new (`Login`, `Refresh`, `Acquire` are dropped) but
+//! still finishes what was in flight: the results of a login or refresh, their persist or
+//! publish, the release of a lease, and the release of a lease granted after the stop.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -21,10 +26,11 @@ use std::hash::BuildHasherDefault;
 use std::task::{Poll, Waker};
 
 use auth_core::{
-    Command, Generation, Instant, LoginFailure, OpId, RefreshFailure, RequestId, RequestSpec,
-    Session, SessionState, TokenSet, Verdict,
+    Command, Generation, Instant, LeaseResult, LoginFailure, Observed, OpId, PublishResult,
+    RefreshFailure, RequestId, RequestSpec, Session, SessionState, TokenSet, Verdict,
 };
 use auth_store::StoreError;
+use tracing::debug;
 
 use crate::sync::{lock, Mutex};
 use crate::work::{Guard, LogoutError, LogoutTicket, Step, Work};
@@ -295,6 +301,46 @@ impl Core {
         );
     }
 
+    /// Shared sessions: the store answered [`Work::Acquire`] of `op`. Heard after
+    /// [`Core::stop`] too, only to give back a lease granted after the stop: a stopped driver
+    /// starts no operation (as for `Login`/`Refresh`), and a lease it kept would hold every other
+    /// process off until its ttl ran out. The grant is released as auth-core releases a grant
+    /// for an operation that no longer waits for it: with the spent mark the record had before
+    /// the grant, so a mark set only by this grant is cleared.
+    pub fn lease_done(&self, op: OpId, result: LeaseResult, now: Instant) {
+        let mut wakes = Wakes::default();
+        {
+            let mut inner = lock(&self.inner);
+            if inner.stopped {
+                if let LeaseResult::Granted(observed) = result {
+                    inner.work.push_back(Work::Release {
+                        op,
+                        version: observed.version,
+                        spent: observed.spent,
+                    });
+                    wakes.0.extend(inner.background.take());
+                }
+            } else {
+                inner.session.handle_lease(op, result, now);
+                inner.route(None, &self.on_state, &mut wakes);
+            }
+        }
+        wakes.run();
+    }
+
+    /// Shared sessions: the store answered [`Work::Publish`] of `op`. Heard after
+    /// [`Core::stop`] too, so the lease of an operation that was in flight is given back.
+    pub fn published(&self, op: OpId, result: PublishResult, now: Instant) {
+        self.finish(|session| session.handle_published(op, result, now), None);
+    }
+
+    /// Shared sessions: the driver read the store's record and it changed (a periodic read, or
+    /// the answer to this session's own logout): a logout or new tokens of another process
+    /// reach this one. Ignored once stopped.
+    pub fn store_changed(&self, observed: Observed, now: Instant) {
+        self.input(|session| session.handle_store_changed(observed, now), None);
+    }
+
     /// The runtime's timer fired: runs every deadline due at `now`.
     pub fn handle_timeout(&self, now: Instant) {
         self.input(|session| session.handle_timeout(now), None);
@@ -462,6 +508,7 @@ impl Inner {
                 | Command::Complete { .. }
                 | Command::Login { .. }
                 | Command::Refresh { .. }
+                | Command::Acquire { .. }
                     if self.stopped => {}
                 Command::Send {
                     id,
@@ -505,6 +552,35 @@ impl Inner {
                     let logout = self.logout;
                     self.work.push_back(Work::ClearStore { logout });
                     new_work = true;
+                }
+                Command::Acquire { op, ttl } => {
+                    self.work.push_back(Work::Acquire { op, ttl });
+                    new_work = true;
+                }
+                // No persist gate: a shared session releases the requests that will carry these
+                // tokens only once the store has answered (`published`).
+                Command::Publish {
+                    op,
+                    expected,
+                    persist,
+                } => {
+                    self.work.push_back(Work::Publish {
+                        op,
+                        expected,
+                        persist,
+                    });
+                    new_work = true;
+                }
+                Command::Release { op, version, spent } => {
+                    self.work.push_back(Work::Release { op, version, spent });
+                    new_work = true;
+                }
+                // Tokens another process stored, already durable there: nothing to do but say so.
+                Command::Adopted(generation) => {
+                    debug!(
+                        generation = generation.0,
+                        "adopted the tokens another process stored"
+                    );
                 }
                 Command::Notify(state) => on_state(state),
                 // A command this release does not know: nothing to route.

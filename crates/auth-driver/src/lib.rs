@@ -5,7 +5,8 @@
 //! (threads): the [`Session`](auth_core::Session) behind a short lock, the table of callers
 //! waiting for their next [`Step`], and the routing of every command the session emits, to the
 //! caller it concerns (`Send`, `Complete`) or to the runtime as [`Work`] (`Login`, `Refresh`,
-//! `Revoke`, `Persist`, `ClearStore`) and its one timer.
+//! `Revoke`, `Persist`, `ClearStore`, and for shared sessions `Acquire`, `Publish`, `Release`)
+//! and its one timer.
 //!
 //! ## How a driver uses it
 //!
@@ -34,13 +35,34 @@
 //! Every auth decision stays in `auth-core`; the one rule here is about durability: a `Send`
 //! carrying tokens whose `Persist` is not reported done is held back until it is (P7 for the
 //! whole system, not only for the command stream).
+//!
+//! ## Shared sessions
+//!
+//! A session shared with other processes through a store (auth-core's `Session::shared`, an
+//! [`auth_store::shared::SharedStore`]) adds three kinds of work and never persists: `Acquire`
+//! (the store's lease, before every login or refresh), `Publish` (new tokens, by
+//! compare-and-swap) and `Release`; its `ClearStore` writes the logout's tombstone. The runtime
+//! turns each into a [`StoreCall`] with [`SharedLink::call`], runs it where blocking is allowed
+//! (a thread, tokio's blocking pool) bounded by the operation deadline, and feeds the answer with
+//! [`StoreAnswer::report`] ([`StoreCall::late`] when the deadline came first), which ends in
+//! [`Core::lease_done`], [`Core::published`], or [`Core::store_changed`] then [`Core::cleared`]
+//! for a logout. A [`StoreWatch`] over periodic reads feeds [`Core::store_changed`], so a logout
+//! or a refresh in another process reaches this one; [`start_session`] builds the session from
+//! the record read at start ([`StartRead`] retries an unreachable store for a while). The
+//! requests that will carry published tokens wait inside the session for the store's answer, so
+//! the persist gate above is not needed there.
 #![warn(missing_docs, unreachable_pub)]
 
 mod conversation;
 mod core;
+mod shared;
 mod sync;
 mod work;
 
 pub use crate::conversation::{Conversation, Ended, Turn};
 pub use crate::core::{Core, StateHook};
+pub use crate::shared::{
+    no_answer, start_session, SharedLink, StartRead, StoreAnswer, StoreCall, StoreWatch,
+    START_READ_RETRY,
+};
 pub use crate::work::{Guard, LogoutError, LogoutTicket, Step, Work};
