@@ -50,30 +50,10 @@ impl FileStore {
     /// [`StoreError::TooLarge`] (not one [`FileStore::save`] wrote). Removes this store's temporary files orphaned by
     /// a crash in the middle of a save (best effort, see [`FileStore::save`]).
     pub fn load(&self) -> Result<Option<Snapshot>, StoreError> {
-        self.remove_orphans(&self.directory());
-        let file = match open_to_read(&self.path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error.into()),
-        };
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(StoreError::NotRegularFile);
+        match self.read_bytes(MAX_SNAPSHOT_LEN)? {
+            Some(bytes) => Ok(Some(Snapshot::decode(&bytes)?)),
+            None => Ok(None),
         }
-        let mut bytes = Zeroizing::new(Vec::new());
-        // One byte more than the limit, so a file that grew since `metadata` is refused too
-        // without being held whole.
-        file.take(MAX_SNAPSHOT_LEN as u64 + 1)
-            .read_to_end(&mut bytes)?;
-        if bytes.len() > MAX_SNAPSHOT_LEN {
-            return Err(StoreError::TooLarge {
-                len: usize::try_from(meta.len())
-                    .unwrap_or(usize::MAX)
-                    .max(bytes.len()),
-                max: MAX_SNAPSHOT_LEN,
-            });
-        }
-        Ok(Some(Snapshot::decode(&bytes)?))
     }
 
     /// Replaces the stored session atomically: temporary file (`0600`), `fsync`, rename over the
@@ -90,18 +70,7 @@ impl FileStore {
                 max: MAX_SNAPSHOT_LEN,
             });
         }
-        let dir = self.directory();
-        create_private_dir(&dir)?;
-        let temp = self.temp_path(&dir);
-        let written = write_new_private(&temp, &bytes).and_then(|()| fs::rename(&temp, &self.path));
-        if let Err(error) = written {
-            // Do not leave a copy of the tokens behind.
-            let _ = fs::remove_file(&temp);
-            return Err(error.into());
-        }
-        sync_dir(&dir)?;
-        self.remove_orphans(&dir);
-        Ok(())
+        self.replace(&bytes)
     }
 
     /// Forgets the stored session: removes the file and every temporary file of this store
@@ -158,6 +127,53 @@ impl FileStore {
     /// The lock file beside the store.
     pub fn lock_path(&self) -> &Path {
         &self.lock_path
+    }
+
+    /// The file's bytes (`Ok(None)` when there is no file), refusing more than `max` of them:
+    /// what [`FileStore::load`] reads before decoding, shared with the shared file store, whose
+    /// file holds more than a snapshot. Never blocks; removes orphaned temporary files.
+    pub(crate) fn read_bytes(&self, max: usize) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        self.remove_orphans(&self.directory());
+        let file = match open_to_read(&self.path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(StoreError::NotRegularFile);
+        }
+        let mut bytes = Zeroizing::new(Vec::new());
+        // One byte more than the limit, so a file that grew since `metadata` is refused too
+        // without being held whole.
+        file.take(max as u64 + 1).read_to_end(&mut bytes)?;
+        if bytes.len() > max {
+            return Err(StoreError::TooLarge {
+                len: usize::try_from(meta.len())
+                    .unwrap_or(usize::MAX)
+                    .max(bytes.len()),
+                max,
+            });
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Replaces the file's content with `bytes` atomically and durably: the crash-safe write of
+    /// [`FileStore::save`] (temporary file `0600`, `fsync`, rename, `fsync` of the directory),
+    /// shared with the shared file store.
+    pub(crate) fn replace(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        let dir = self.directory();
+        create_private_dir(&dir)?;
+        let temp = self.temp_path(&dir);
+        let written = write_new_private(&temp, bytes).and_then(|()| fs::rename(&temp, &self.path));
+        if let Err(error) = written {
+            // Do not leave a copy of the tokens behind.
+            let _ = fs::remove_file(&temp);
+            return Err(error.into());
+        }
+        sync_dir(&dir)?;
+        self.remove_orphans(&dir);
+        Ok(())
     }
 
     fn directory(&self) -> PathBuf {

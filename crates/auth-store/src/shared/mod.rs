@@ -26,12 +26,15 @@
 //! (a transient failure of the operation that needed it), never as permission to refresh without
 //! the lease.
 
+mod file;
+mod format;
 mod memory;
 mod state;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use file::{SharedFileStore, DEFAULT_LOCK_WAIT};
 pub use memory::MemorySharedStore;
 
 use std::time::Duration;
