@@ -15,12 +15,16 @@
 //! assert!(sim.violations().is_empty());
 //! ```
 
+mod events;
+pub mod fleet;
 mod op;
 mod server;
 mod transcript;
 
 use core::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
+
+use events::Events;
 
 pub use op::{Op, INTERESTING_DELAYS};
 pub use server::{Answer, ApiResponse, FakeServer, Fault};
@@ -66,8 +70,7 @@ pub struct Sim {
     now: Instant,
     checked: Checked,
     trace: Trace,
-    events: BTreeMap<(Instant, u64), Input>,
-    next_event: u64,
+    events: Events<Input>,
     net_faults: VecDeque<NetFault>,
     specs: BTreeMap<RequestId, RequestSpec>,
     outcomes: BTreeMap<RequestId, Outcome>,
@@ -106,8 +109,7 @@ impl Sim {
             now,
             checked,
             trace,
-            events: BTreeMap::new(),
-            next_event: 0,
+            events: Events::default(),
             net_faults: VecDeque::new(),
             specs: BTreeMap::new(),
             outcomes: BTreeMap::new(),
@@ -161,7 +163,7 @@ impl Sim {
 
     /// Delivers the next message or fires the next timer. `false` when nothing is left to happen.
     pub fn step(&mut self) -> bool {
-        let event = self.events.first_key_value().map(|(&(at, _), _)| at);
+        let event = self.events.next_at();
         let timer = self.checked.session.poll_timeout();
         let take_event = match (event, timer) {
             (Some(at), Some(deadline)) => at <= deadline,
@@ -170,7 +172,7 @@ impl Sim {
             (None, None) => return false,
         };
         if take_event {
-            if let Some(((at, _), input)) = self.events.pop_first() {
+            if let Some((at, input)) = self.events.pop() {
                 self.now = self.now.max(at);
                 self.feed(input);
             }
@@ -208,8 +210,7 @@ impl Sim {
     pub fn advance(&mut self, duration: Duration) {
         let until = self.now.saturating_add(duration);
         for _ in 0..ADVANCE_STEPS {
-            let event = self.events.first_key_value().map(|(&(at, _), _)| at);
-            let next = [event, self.checked.session.poll_timeout()]
+            let next = [self.events.next_at(), self.checked.session.poll_timeout()]
                 .into_iter()
                 .flatten()
                 .min();
@@ -418,8 +419,7 @@ impl Sim {
 
     fn schedule(&mut self, after: Duration, input: Input) {
         let at = self.now.saturating_add(after);
-        self.events.insert((at, self.next_event), input);
-        self.next_event += 1;
+        self.events.schedule(at, input);
     }
 }
 

@@ -1,7 +1,11 @@
 //! A sans-IO fake auth server and API: what the simulator's session talks to.
 //!
 //! It behaves like a strict real backend: access tokens expire, refresh tokens rotate and a spent
-//! one gets `invalid_grant`, and faults (5xx, hangs, fatal login refusals) can be queued.
+//! one gets `invalid_grant`, and faults (5xx, hangs, fatal login refusals) can be queued. Like
+//! Auth0, Okta, Keycloak or Ory Hydra with rotation, it detects reuse: a refresh token that was
+//! already exchanged, presented again, revokes its whole family (the chain of refresh tokens
+//! since the login that started it) and is counted in [`FakeServer::reuse_detected`], the figure
+//! a fleet sharing one session must keep at zero (DESIGN.md §7, P9).
 
 use core::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
@@ -62,6 +66,10 @@ pub struct FakeServer {
     /// Live access tokens and when each expires.
     access: BTreeMap<String, Instant>,
     live_refresh: Option<String>,
+    /// The family of the live refresh token: bumped by every login, kept by a refresh.
+    live_family: u64,
+    /// Every refresh token exchanged so far, with its family: presenting one again is reuse.
+    exchanged: BTreeMap<String, u64>,
     reject_all: bool,
     scope_denials: u32,
     login_faults: VecDeque<Fault>,
@@ -78,6 +86,9 @@ pub struct FakeServer {
     pub bearer_on_public: u32,
     /// Refresh tokens revoked by the client.
     pub revocations: u32,
+    /// Refresh tokens presented again after they were exchanged (each answered `invalid_grant`
+    /// and revoking its family, as rotation with reuse detection does).
+    pub reuse_detected: u32,
 }
 
 impl Default for FakeServer {
@@ -94,6 +105,8 @@ impl FakeServer {
             issued: 0,
             access: BTreeMap::new(),
             live_refresh: None,
+            live_family: 0,
+            exchanged: BTreeMap::new(),
             reject_all: false,
             scope_denials: 0,
             login_faults: VecDeque::new(),
@@ -104,6 +117,7 @@ impl FakeServer {
             rejections: 0,
             bearer_on_public: 0,
             revocations: 0,
+            reuse_detected: 0,
         }
     }
 
@@ -160,6 +174,7 @@ impl FakeServer {
             },
             Some(Fault::Delay(extra)) => {
                 self.logins += 1;
+                self.live_family += 1;
                 Answer::After {
                     extra,
                     result: Ok(self.issue(now)),
@@ -167,6 +182,7 @@ impl FakeServer {
             }
             None => {
                 self.logins += 1;
+                self.live_family += 1;
                 Answer::After {
                     extra: Duration::ZERO,
                     result: Ok(self.issue(now)),
@@ -175,7 +191,8 @@ impl FakeServer {
         }
     }
 
-    /// Exchanges a refresh token, rotating it.
+    /// Exchanges a refresh token, rotating it. A token exchanged before is reuse: counted, and
+    /// its family is revoked (the live refresh token dies if it descends from it).
     pub fn refresh(
         &mut self,
         token: &RefreshToken,
@@ -195,11 +212,19 @@ impl FakeServer {
         };
         if self.live_refresh.as_deref() != Some(token.expose_secret()) {
             self.invalid_grants += 1;
+            if let Some(&family) = self.exchanged.get(token.expose_secret()) {
+                self.reuse_detected += 1;
+                if family == self.live_family {
+                    self.live_refresh = None;
+                }
+            }
             return Answer::After {
                 extra,
                 result: Err(RefreshFailure::InvalidGrant),
             };
         }
+        self.exchanged
+            .insert(token.expose_secret().to_owned(), self.live_family);
         Answer::After {
             extra,
             result: Ok(self.issue(now)),

@@ -73,7 +73,7 @@ pub(crate) fn input(input: &Input) -> String {
     }
 }
 
-fn observed_text(observed: &Observed) -> String {
+pub(crate) fn observed_text(observed: &Observed) -> String {
     let content = match &observed.content {
         Stored::Empty => "empty".to_owned(),
         Stored::Tokens(set) => result_text(Ok(set)),

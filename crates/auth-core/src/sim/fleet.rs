@@ -1,0 +1,952 @@
+//! A deterministic simulator of a fleet: N processes, each a real [`Session::shared`] with its
+//! own [`Monitor`], sharing one simulated store (the protocol of the `shared` types, exactly:
+//! record version, content and spent mark, one lease with an owner and a ttl on the simulated
+//! clock, atomic acquire / publish / release / logout) and one [`FakeServer`] that rotates refresh
+//! tokens and revokes a family on reuse. One [`FleetMonitor`] watches everything: every
+//! process's inputs and commands, and what only the store and the world know (a lease granted or
+//! expired, a tombstone or tokens written, a crash).
+//!
+//! The simulated drivers do what the real ones do: every command's answer comes back after a
+//! latency (`latency` for the API and the token endpoint, `store_latency` for the store), each
+//! process re-reads the store every `watch_interval` and feeds [`Input::StoreChanged`] when the
+//! version moved, and a process that restarts builds its session from the record it reads.
+//! Faults: a process crashes and restarts, a process stops running for a while (a hung holder:
+//! GC pause, descheduled VM), a login or refresh is done by the server but its answer never comes,
+//! the store is unreachable for a window, a lease runs out under its holder, plus the fake
+//! server's own faults.
+//!
+//! ```
+//! use auth_core::sim::fleet::{Fleet, FleetConfig};
+//! use auth_core::Outcome;
+//!
+//! let mut fleet = Fleet::new(FleetConfig { processes: 3, ..FleetConfig::default() });
+//! let ids = fleet.storm(2);
+//! fleet.drive();
+//! assert!(ids.iter().all(|&(p, id)| fleet.outcome(p, id) == Some(Outcome::Deliver)));
+//! assert_eq!(fleet.server.logins, 1); // one login for the whole fleet
+//! assert!(fleet.is_clean());
+//! ```
+//!
+//! Polling is simulated exactly but cheaply: a read that finds the version it saw last changes
+//! nothing, so only the reads that find a change are run (at each process's next poll after the
+//! change, or after the store comes back); [`Fleet::idle_reads`] gives the count of polls a real
+//! driver makes on top.
+
+mod op;
+mod store;
+
+use core::time::Duration;
+use std::collections::BTreeMap;
+
+pub use op::FleetOp;
+pub use store::StoreOps;
+
+use crate::command::{Command, Outcome};
+use crate::config::Config;
+use crate::fleet::{FleetMonitor, FleetViolation, Process};
+use crate::input::{Auth, Input, OpId, RequestId, RequestSpec};
+use crate::monitor::{Checked, Monitor, Violation};
+use crate::session::Session;
+use crate::shared::{LeaseResult, Observed, StoreVersion};
+use crate::sim::events::{EventKey, Events};
+use crate::sim::server::{Answer, FakeServer};
+use crate::sim::{transcript, ADVANCE_STEPS};
+use crate::time::Instant;
+
+use store::{Owner, Store};
+
+/// How the simulated fleet is set up.
+#[derive(Clone, Copy, Debug)]
+pub struct FleetConfig {
+    /// How many processes share the session.
+    pub processes: usize,
+    /// Every process's session configuration.
+    pub session: Config,
+    /// Lifetime of the access tokens the fake server issues.
+    pub access_lifetime: Duration,
+    /// One-way network plus server time of every API and token endpoint call.
+    pub latency: Duration,
+    /// Time from a store command to its answer (the store applies it when it is sent).
+    pub store_latency: Duration,
+    /// How often each process's driver re-reads the store (zero: reads on every change at once).
+    pub watch_interval: Duration,
+    /// Keep a transcript of every input, command and store event (off for large fleets).
+    pub transcript: bool,
+    /// Applied to every session the fleet starts (restarts too): how tests plant a broken
+    /// variant ([`Session::with_bug`] with the `broken-variants` feature).
+    pub session_hook: Option<fn(Session) -> Session>,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            processes: 3,
+            session: Config::default(),
+            access_lifetime: Duration::from_secs(3600),
+            latency: Duration::from_millis(10),
+            store_latency: Duration::from_millis(1),
+            watch_interval: Duration::from_millis(250),
+            transcript: true,
+            session_hook: None,
+        }
+    }
+}
+
+/// One request's life, for the figures: who asked, when, when it finished and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The process.
+    pub process: Process,
+    /// The request.
+    pub id: RequestId,
+    /// When it was submitted.
+    pub submitted: Instant,
+    /// When it completed.
+    pub completed: Instant,
+    /// How.
+    pub outcome: Outcome,
+}
+
+/// Counts of what happened to the fleet beyond the store's and the server's own counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FleetStats {
+    /// Requests submitted, all processes.
+    pub submitted: u64,
+    /// Requests delivered (`Outcome::Deliver`).
+    pub delivered: u64,
+    /// Requests failed (any `Outcome::Fail`).
+    pub failed: u64,
+    /// Requests that died with their process.
+    pub lost_in_crash: u64,
+    /// Process crashes.
+    pub crashes: u64,
+    /// Logouts whose tombstone could not be written (the store was unreachable): the app is
+    /// told the logout is not durable.
+    pub logouts_not_durable: u64,
+    /// Login and refresh answers the server produced and the network lost.
+    pub answers_lost: u64,
+}
+
+/// `drive_bounded` ran out of steps before the fleet went quiet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the fleet did not settle within {steps} steps")]
+pub struct FleetUnsettled {
+    /// The step budget that ran out.
+    pub steps: usize,
+}
+
+/// Something due at an instant of the simulated clock.
+#[derive(Clone, Debug)]
+enum Event {
+    /// An answer or response reaches a process's driver, which feeds it.
+    Deliver {
+        process: Process,
+        incarnation: u32,
+        input: Input,
+    },
+    /// A process's one timer, armed for `at` from `poll_timeout`.
+    Timer {
+        process: Process,
+        incarnation: u32,
+        at: Instant,
+    },
+    /// A process's watch polls the store.
+    Read { process: Process, incarnation: u32 },
+    /// The lease's ttl ran out (cancelled when it is released first).
+    LeaseExpiry,
+    /// A process starts from the store (deferred while the store is unreachable).
+    Start { process: Process, incarnation: u32 },
+}
+
+/// One process: its session with its monitor, and its driver's bookkeeping.
+#[derive(Debug)]
+struct Proc {
+    /// `None` while the process is down (between a crash and its start).
+    checked: Option<Checked>,
+    incarnation: u32,
+    /// The process does not run before this (a pause); events for it wait.
+    paused_until: Instant,
+    /// The deadline its one timer is armed for, and the queued event that fires it.
+    armed: Option<(Instant, EventKey)>,
+    /// A watch read is queued.
+    read_pending: bool,
+    /// The version its watch saw last.
+    last_seen: Option<StoreVersion>,
+    /// When each outstanding request was submitted, and whether it is public (the server
+    /// routes it to a public endpoint).
+    submitted: BTreeMap<RequestId, (Instant, Auth)>,
+    outcomes: BTreeMap<RequestId, Outcome>,
+}
+
+/// The fleet simulator. See the module documentation.
+#[derive(Debug)]
+pub struct Fleet {
+    /// The fake backend every process talks to.
+    pub server: FakeServer,
+    config: FleetConfig,
+    store: Store,
+    monitor: FleetMonitor,
+    processes: Vec<Proc>,
+    events: Events<Event>,
+    now: Instant,
+    /// Answers of the next this-many logins or refreshes are lost after the server did the work.
+    lose_answers: u32,
+    stats: FleetStats,
+    completions: Vec<Completion>,
+    /// Violations of the monitors of processes that crashed since.
+    retired: Vec<(Process, Violation)>,
+    transcript: Vec<String>,
+}
+
+impl Fleet {
+    /// A fleet of `config.processes` processes started at time zero from an empty store.
+    pub fn new(config: FleetConfig) -> Self {
+        let processes = (0..config.processes)
+            .map(|_| Proc {
+                checked: None,
+                incarnation: 0,
+                paused_until: Instant::ZERO,
+                armed: None,
+                read_pending: false,
+                last_seen: None,
+                submitted: BTreeMap::new(),
+                outcomes: BTreeMap::new(),
+            })
+            .collect();
+        let mut fleet = Fleet {
+            server: FakeServer::new(config.access_lifetime),
+            config,
+            store: Store::new(),
+            monitor: FleetMonitor::new(),
+            processes,
+            events: Events::default(),
+            now: Instant::ZERO,
+            lose_answers: 0,
+            stats: FleetStats::default(),
+            completions: Vec::new(),
+            retired: Vec::new(),
+            transcript: Vec::new(),
+        };
+        for process in 0..config.processes {
+            fleet.start(process);
+        }
+        fleet
+    }
+
+    /// `process`'s app issues a request now; its id, or `None` when the process is down or
+    /// paused (its app does not run either).
+    pub fn submit(&mut self, process: Process, spec: RequestSpec) -> Option<RequestId> {
+        if !self.running(process) {
+            return None;
+        }
+        let id = self.feed(process, Input::Submit(spec))?;
+        self.stats.submitted += 1;
+        Some(id)
+    }
+
+    /// Every running process issues `count` authenticated requests now: the storm.
+    pub fn storm(&mut self, count: usize) -> Vec<(Process, RequestId)> {
+        let mut ids = Vec::with_capacity(count.saturating_mul(self.processes.len()));
+        for process in 0..self.processes.len() {
+            for _ in 0..count {
+                if let Some(id) = self.submit(process, RequestSpec::bearer()) {
+                    ids.push((process, id));
+                }
+            }
+        }
+        ids
+    }
+
+    /// Feeds an app input (logout, login, cancel) to a running process now.
+    pub fn input(&mut self, process: Process, input: Input) {
+        if self.running(process) {
+            self.feed(process, input);
+        }
+    }
+
+    /// The process crashes (everything in it is gone, its lease stays until its ttl) and starts
+    /// again from the store at once, or when the store is reachable again.
+    pub fn restart(&mut self, process: Process) {
+        let now = self.now;
+        let Some(proc) = self.processes.get_mut(process) else {
+            return;
+        };
+        if let Some(checked) = proc.checked.take() {
+            self.stats.lost_in_crash += checked.monitor.pending() as u64;
+            self.retired.extend(
+                checked
+                    .monitor
+                    .violations()
+                    .iter()
+                    .map(|v| (process, v.clone())),
+            );
+        }
+        proc.incarnation += 1;
+        proc.paused_until = now;
+        if let Some((_, key)) = proc.armed.take() {
+            self.events.cancel(key);
+        }
+        proc.read_pending = false;
+        proc.submitted.clear();
+        proc.outcomes.clear();
+        self.stats.crashes += 1;
+        self.monitor.on_crash(process);
+        self.note(format!("p{process} == crash and restart =="));
+        self.start(process);
+    }
+
+    /// The process stops running for `duration` (its answers and timers wait for it), as a
+    /// garbage-collection pause or a descheduled VM does: a hung lease holder.
+    pub fn pause(&mut self, process: Process, duration: Duration) {
+        let until = self.now.saturating_add(duration);
+        if let Some(proc) = self.processes.get_mut(process) {
+            proc.paused_until = proc.paused_until.max(until);
+            self.note(format!(
+                "p{process} == paused until {} ==",
+                until.as_millis()
+            ));
+        }
+    }
+
+    /// The store is unreachable from now for `duration`: every operation answers
+    /// `Unavailable`, a release or logout is lost, reads and starts wait.
+    pub fn store_outage(&mut self, duration: Duration) {
+        let until = self.now.saturating_add(duration);
+        self.store.down_until = self.store.down_until.max(until);
+        self.note(format!("store unavailable until {}", until.as_millis()));
+    }
+
+    /// The lease runs out now under its holder (its ttl passed while it hung or lost its
+    /// release; or the store's clock jumped).
+    pub fn expire_lease(&mut self) {
+        if let Some(lease) = self.store.lease.take() {
+            self.events.cancel(lease.expiry);
+            self.lease_expired(lease.owner);
+        }
+    }
+
+    /// The server will do the next `count` logins or refreshes, but their answers never reach
+    /// the process that asked (a hung holder: its operation times out).
+    pub fn lose_next_answers(&mut self, count: u32) {
+        self.lose_answers = self.lose_answers.saturating_add(count);
+    }
+
+    /// Delivers the next answer, fires the next timer or runs the next store event. `false`
+    /// when nothing is left to happen.
+    pub fn step(&mut self) -> bool {
+        let Some((at, event)) = self.events.pop() else {
+            return false;
+        };
+        self.now = self.now.max(at);
+        let now = self.now;
+        let target = match &event {
+            Event::Deliver {
+                process,
+                incarnation,
+                ..
+            }
+            | Event::Timer {
+                process,
+                incarnation,
+                ..
+            }
+            | Event::Read {
+                process,
+                incarnation,
+            }
+            | Event::Start {
+                process,
+                incarnation,
+            } => Some((*process, *incarnation)),
+            Event::LeaseExpiry => None,
+        };
+        if let Some((process, incarnation)) = target {
+            let Some(proc) = self.processes.get(process) else {
+                return true;
+            };
+            if proc.incarnation != incarnation {
+                // Addressed to a process that crashed since.
+                return true;
+            }
+            if proc.paused_until > now {
+                let resume = proc.paused_until;
+                let timer = match event {
+                    Event::Timer { at, .. } => Some(at),
+                    _ => None,
+                };
+                let key = self.events.schedule(resume, event);
+                if let Some(proc) = self.processes.get_mut(process) {
+                    if let Some((armed, _)) = proc.armed.filter(|(armed, _)| Some(*armed) == timer)
+                    {
+                        // The armed timer now fires from its new place in the queue.
+                        proc.armed = Some((armed, key));
+                    }
+                }
+                return true;
+            }
+        }
+        match event {
+            Event::Deliver { process, input, .. } => {
+                self.feed(process, input);
+            }
+            Event::Timer { process, at, .. } => {
+                let due = self
+                    .processes
+                    .get_mut(process)
+                    .filter(|proc| proc.armed.is_some_and(|(armed, _)| armed == at))
+                    .map(|proc| proc.armed = None);
+                if due.is_some() {
+                    self.feed(process, Input::Timeout);
+                }
+            }
+            Event::Read { process, .. } => self.watch_read(process),
+            Event::LeaseExpiry => {
+                if let Some(lease) = self.store.lease.take() {
+                    self.lease_expired(lease.owner);
+                }
+            }
+            Event::Start { process, .. } => self.start(process),
+        }
+        true
+    }
+
+    /// Runs until nothing is left to happen (at most a million steps); returns the steps taken.
+    pub fn drive(&mut self) -> usize {
+        self.drive_bounded(1_000_000).unwrap_or(1_000_000)
+    }
+
+    /// Runs until nothing is left to happen, or fails after `max_steps`.
+    pub fn drive_bounded(&mut self, max_steps: usize) -> Result<usize, FleetUnsettled> {
+        for steps in 0..max_steps {
+            if !self.step() {
+                return Ok(steps);
+            }
+        }
+        if self.is_quiet() {
+            Ok(max_steps)
+        } else {
+            Err(FleetUnsettled { steps: max_steps })
+        }
+    }
+
+    /// Runs everything due within `duration`, then moves the clock to its end. At most
+    /// [`ADVANCE_STEPS`] events per process are run (as [`crate::sim::Sim::advance`] bounds
+    /// a configuration that re-arms a timer at the instant it fires); the rest runs late.
+    pub fn advance(&mut self, duration: Duration) {
+        let until = self.now.saturating_add(duration);
+        let budget = ADVANCE_STEPS.saturating_mul(self.processes.len().max(1));
+        for _ in 0..budget {
+            match self.events.next_at() {
+                Some(at) if at <= until => {
+                    self.step();
+                }
+                _ => break,
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Faults stop: the server's queued faults and the lost answers are dropped (an outage or a
+    /// pause under way runs to its end), everything runs until the fleet is quiet, and P8 is
+    /// judged in every running process. Returns `false` if it did not go quiet within
+    /// `max_steps`.
+    pub fn settle(&mut self, max_steps: usize) -> bool {
+        self.server.clear_faults();
+        self.lose_answers = 0;
+        let settled = self.drive_bounded(max_steps).is_ok();
+        for proc in &mut self.processes {
+            if let Some(checked) = proc.checked.as_mut() {
+                let state = checked.session.state();
+                checked.monitor.check_settled(state);
+            }
+        }
+        settled
+    }
+
+    /// Whether nothing is left to happen: no answer in flight, no timer armed, no read or start
+    /// queued, no lease left to run out.
+    pub fn is_quiet(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// How many processes the fleet has.
+    pub fn len(&self) -> usize {
+        self.processes.len()
+    }
+
+    /// Whether the fleet has no process at all.
+    pub fn is_empty(&self) -> bool {
+        self.processes.is_empty()
+    }
+
+    /// The session of a running process.
+    pub fn session(&self, process: Process) -> Option<&Session> {
+        self.processes
+            .get(process)?
+            .checked
+            .as_ref()
+            .map(|c| &c.session)
+    }
+
+    /// The monitor of a running process (P1–P8 of its current life).
+    pub fn monitor(&self, process: Process) -> Option<&Monitor> {
+        self.processes
+            .get(process)?
+            .checked
+            .as_ref()
+            .map(|c| &c.monitor)
+    }
+
+    /// The fleet's monitor (P9–P11).
+    pub fn fleet_monitor(&self) -> &FleetMonitor {
+        &self.monitor
+    }
+
+    /// Every fleet property broken so far.
+    pub fn fleet_violations(&self) -> &[FleetViolation] {
+        self.monitor.violations()
+    }
+
+    /// Every per-process property broken so far, in any life of any process.
+    pub fn process_violations(&self) -> Vec<(Process, Violation)> {
+        let mut found = self.retired.clone();
+        for (process, proc) in self.processes.iter().enumerate() {
+            if let Some(checked) = &proc.checked {
+                found.extend(
+                    checked
+                        .monitor
+                        .violations()
+                        .iter()
+                        .map(|v| (process, v.clone())),
+                );
+            }
+        }
+        found
+    }
+
+    /// Whether the fleet monitor and every process's monitor are clean.
+    pub fn is_clean(&self) -> bool {
+        self.monitor.is_clean()
+            && self.retired.is_empty()
+            && self
+                .processes
+                .iter()
+                .filter_map(|proc| proc.checked.as_ref())
+                .all(|checked| checked.monitor.is_clean())
+    }
+
+    /// Every violation found, one per line, for assertion messages.
+    pub fn violations_text(&self) -> String {
+        let fleet = self
+            .monitor
+            .violations()
+            .iter()
+            .map(|v| format!("fleet: {v}"));
+        let processes = self
+            .process_violations()
+            .into_iter()
+            .map(|(p, v)| format!("p{p}: {v}"));
+        fleet.chain(processes).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The outcome of a request of `process`'s current life.
+    pub fn outcome(&self, process: Process, id: RequestId) -> Option<Outcome> {
+        self.processes.get(process)?.outcomes.get(&id).copied()
+    }
+
+    /// The `index`-th (modulo their number) outstanding request of `process`'s current life.
+    pub fn outstanding_request(&self, process: Process, index: usize) -> Option<RequestId> {
+        let open = &self.processes.get(process)?.submitted;
+        let index = index.checked_rem(open.len())?;
+        open.keys().nth(index).copied()
+    }
+
+    /// Every request completed so far, in order.
+    pub fn completions(&self) -> &[Completion] {
+        &self.completions
+    }
+
+    /// The fleet's own counters.
+    pub fn stats(&self) -> &FleetStats {
+        &self.stats
+    }
+
+    /// The store's operation counters.
+    pub fn store_ops(&self) -> &StoreOps {
+        &self.store.ops
+    }
+
+    /// The polls of the store a real driver makes that [`Fleet`] skips because they find
+    /// nothing new: one per process per `watch_interval` of simulated time so far, minus the
+    /// reads run. An estimate (restarts and pauses are not subtracted).
+    pub fn idle_reads(&self) -> u64 {
+        let interval = self.config.watch_interval.as_millis().max(1);
+        let polls = u128::from(self.now.as_millis()) / interval
+            * u128::try_from(self.processes.len()).unwrap_or(u128::MAX);
+        u64::try_from(polls)
+            .unwrap_or(u64::MAX)
+            .saturating_sub(self.store.ops.reads)
+    }
+
+    /// The shared record as a process reading it now would see it.
+    pub fn store_record(&self) -> Observed {
+        self.store.observe(self.now)
+    }
+
+    /// Who holds the lease now, if anyone: the process and its operation.
+    pub fn lease_holder(&self) -> Option<(Process, OpId)> {
+        self.store
+            .lease
+            .map(|lease| (lease.owner.process, lease.owner.op))
+    }
+
+    /// The virtual clock.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The setup the fleet was built with.
+    pub fn config(&self) -> &FleetConfig {
+        &self.config
+    }
+
+    /// Every input, command and store event so far, one per line, secrets fingerprinted (empty
+    /// when [`FleetConfig::transcript`] is off).
+    pub fn transcript(&self) -> String {
+        let mut text = self.transcript.join("\n");
+        text.push('\n');
+        text
+    }
+
+    /// Whether `process` exists, is up and is not paused.
+    fn running(&self, process: Process) -> bool {
+        self.processes
+            .get(process)
+            .is_some_and(|proc| proc.checked.is_some() && proc.paused_until <= self.now)
+    }
+
+    /// Builds `process`'s session from the record it reads now; waits for the store when it is
+    /// unreachable.
+    fn start(&mut self, process: Process) {
+        let now = self.now;
+        let Some(incarnation) = self.processes.get(process).map(|proc| proc.incarnation) else {
+            return;
+        };
+        let Some(observed) = self.store.read(now) else {
+            let at = self.store.down_until;
+            self.events.schedule(
+                at,
+                Event::Start {
+                    process,
+                    incarnation,
+                },
+            );
+            return;
+        };
+        self.note(format!(
+            "p{process} starts from the store: {}",
+            transcript::observed_text(&observed)
+        ));
+        let version = observed.version;
+        let mut session = Session::shared(self.config.session, observed, now);
+        if let Some(hook) = self.config.session_hook {
+            session = hook(session);
+        }
+        let mut commands = Vec::new();
+        let checked = Checked::new(session, &mut commands);
+        if let Some(proc) = self.processes.get_mut(process) {
+            proc.checked = Some(checked);
+            proc.last_seen = Some(version);
+        }
+        for command in commands {
+            self.monitor.on_command(process, &command);
+            self.execute(process, command);
+        }
+        self.rearm(process);
+    }
+
+    /// Feeds one input to a running process, executes its commands, re-arms its timer.
+    fn feed(&mut self, process: Process, input: Input) -> Option<RequestId> {
+        let now = self.now;
+        if self.config.transcript {
+            self.note(format!("p{process} {}", transcript::input(&input)));
+        }
+        self.monitor.on_input(process, &input);
+        let spec = match &input {
+            Input::Submit(spec) => Some(*spec),
+            _ => None,
+        };
+        let mut commands = Vec::new();
+        let proc = self.processes.get_mut(process)?;
+        let id = proc.checked.as_mut()?.handle(input, now, &mut commands);
+        if let (Some(id), Some(spec)) = (id, spec) {
+            proc.submitted.insert(id, (now, spec.auth));
+        }
+        for command in commands {
+            self.monitor.on_command(process, &command);
+            self.execute(process, command);
+        }
+        self.rearm(process);
+        id
+    }
+
+    /// The driver's one timer follows `poll_timeout`.
+    fn rearm(&mut self, process: Process) {
+        let Some(proc) = self.processes.get_mut(process) else {
+            return;
+        };
+        let deadline = proc.checked.as_ref().and_then(|c| c.session.poll_timeout());
+        if deadline == proc.armed.map(|(at, _)| at) {
+            return;
+        }
+        if let Some((_, key)) = proc.armed.take() {
+            self.events.cancel(key);
+        }
+        if let Some(at) = deadline {
+            let incarnation = proc.incarnation;
+            let key = self.events.schedule(
+                at,
+                Event::Timer {
+                    process,
+                    incarnation,
+                    at,
+                },
+            );
+            proc.armed = Some((at, key));
+        }
+    }
+
+    fn execute(&mut self, process: Process, command: Command) {
+        let now = self.now;
+        if self.config.transcript {
+            self.note(format!("p{process}   -> {}", transcript::command(&command)));
+        }
+        let Some(incarnation) = self.processes.get(process).map(|proc| proc.incarnation) else {
+            return;
+        };
+        let owner = |op| Owner {
+            process,
+            incarnation,
+            op,
+        };
+        let latency = self.config.latency;
+        let store_latency = self.config.store_latency;
+        match command {
+            Command::Send {
+                id, attempt, token, ..
+            } => {
+                let public = self.spec_is_public(process, id);
+                let verdict = if public {
+                    self.server.public(token.as_ref())
+                } else {
+                    self.server.api(token.as_ref(), now)
+                }
+                .verdict();
+                let response = Input::Response {
+                    id,
+                    attempt,
+                    verdict,
+                };
+                self.deliver(process, latency, response);
+            }
+            Command::Login { op } => {
+                if let Answer::After { extra, result } = self.server.login(now) {
+                    let input = Input::LoginResult { op, result };
+                    self.answer(process, latency.saturating_add(extra), input);
+                }
+            }
+            Command::Refresh { op, refresh_token } => {
+                if let Answer::After { extra, result } = self.server.refresh(&refresh_token, now) {
+                    let input = Input::RefreshResult { op, result };
+                    self.answer(process, latency.saturating_add(extra), input);
+                }
+            }
+            Command::Acquire { op, ttl } => {
+                self.end_lease_if_due();
+                let events = &mut self.events;
+                let result = self.store.acquire(owner(op), ttl, now, |until| {
+                    events.schedule(until, Event::LeaseExpiry)
+                });
+                if let LeaseResult::Granted(observed) = &result {
+                    self.monitor.on_granted(process, op);
+                    let text = transcript::observed_text(observed);
+                    self.note(format!("store: lease to p{process} op{} on {text}", op.0));
+                }
+                self.deliver(process, store_latency, Input::Lease { op, result });
+            }
+            Command::Publish {
+                op,
+                expected,
+                persist,
+            } => {
+                let result = self.store.publish(expected, persist, now);
+                if result == crate::shared::PublishResult::Written {
+                    self.monitor.on_tokens_written();
+                    let version = self.store.version();
+                    self.note(format!("store: p{process} wrote v{}", version.0));
+                    self.store_changed();
+                }
+                self.deliver(process, store_latency, Input::Published { op, result });
+            }
+            Command::Release { op, version, spent } => {
+                self.end_lease_if_due();
+                if let Some(lease) = self.store.release(owner(op), version, spent, now) {
+                    self.events.cancel(lease.expiry);
+                }
+            }
+            Command::ClearStore => match self.store.logout(now) {
+                Some(observed) => {
+                    self.monitor.on_tombstone();
+                    self.note(format!("store: p{process} wrote the tombstone"));
+                    self.store_changed();
+                    self.deliver(process, store_latency, Input::StoreChanged(observed));
+                }
+                None => self.stats.logouts_not_durable += 1,
+            },
+            Command::Revoke { refresh_token } => self.server.revoke(&refresh_token),
+            Command::Complete { id, outcome } => self.complete(process, id, outcome),
+            // A shared session publishes instead of persisting; notifications and adoptions
+            // are for logs and monitors.
+            Command::Persist(_) | Command::Notify(_) | Command::Adopted(_) => {}
+        }
+    }
+
+    /// Whether the app submitted `id` as a public request (so it goes to a public endpoint).
+    fn spec_is_public(&self, process: Process, id: RequestId) -> bool {
+        self.processes
+            .get(process)
+            .and_then(|proc| proc.submitted.get(&id))
+            .is_some_and(|&(_, auth)| auth == Auth::Public)
+    }
+
+    /// A login or refresh answer: delivered, unless the network is set to lose it.
+    fn answer(&mut self, process: Process, after: Duration, input: Input) {
+        if self.lose_answers > 0 {
+            self.lose_answers -= 1;
+            self.stats.answers_lost += 1;
+            self.note(format!("p{process} == its answer is lost =="));
+            return;
+        }
+        self.deliver(process, after, input);
+    }
+
+    fn deliver(&mut self, process: Process, after: Duration, input: Input) {
+        let Some(incarnation) = self.processes.get(process).map(|proc| proc.incarnation) else {
+            return;
+        };
+        let at = self.now.saturating_add(after);
+        self.events.schedule(
+            at,
+            Event::Deliver {
+                process,
+                incarnation,
+                input,
+            },
+        );
+    }
+
+    fn complete(&mut self, process: Process, id: RequestId, outcome: Outcome) {
+        let now = self.now;
+        let Some(proc) = self.processes.get_mut(process) else {
+            return;
+        };
+        if proc.outcomes.insert(id, outcome).is_some() {
+            return;
+        }
+        let submitted = proc.submitted.remove(&id).map_or(now, |(at, _)| at);
+        match outcome {
+            Outcome::Deliver => self.stats.delivered += 1,
+            Outcome::Fail(_) => self.stats.failed += 1,
+        }
+        self.completions.push(Completion {
+            process,
+            id,
+            submitted,
+            completed: now,
+            outcome,
+        });
+    }
+
+    /// The record's version moved: every running process's watch will see it at its next poll.
+    fn store_changed(&mut self) {
+        for process in 0..self.processes.len() {
+            self.queue_read(process, self.now);
+        }
+    }
+
+    /// Queues `process`'s next poll at or after `after`.
+    fn queue_read(&mut self, process: Process, after: Instant) {
+        let count = self.processes.len().max(1) as u64;
+        let interval = u64::try_from(self.config.watch_interval.as_millis()).unwrap_or(u64::MAX);
+        let Some(proc) = self.processes.get_mut(process) else {
+            return;
+        };
+        if proc.read_pending || proc.checked.is_none() {
+            return;
+        }
+        proc.read_pending = true;
+        // Each process polls on its own phase, spread over the interval.
+        let phase = interval / count * process as u64;
+        let after = after.as_millis();
+        let at = if interval == 0 || after <= phase {
+            after.max(phase.min(after.saturating_add(interval)))
+        } else {
+            let periods = (after - phase).div_ceil(interval);
+            phase.saturating_add(periods.saturating_mul(interval))
+        };
+        let incarnation = proc.incarnation;
+        self.events.schedule(
+            Instant::from_millis(at),
+            Event::Read {
+                process,
+                incarnation,
+            },
+        );
+    }
+
+    /// A poll of the store by `process`'s watch: a new version is fed as `StoreChanged`.
+    fn watch_read(&mut self, process: Process) {
+        let now = self.now;
+        if let Some(proc) = self.processes.get_mut(process) {
+            proc.read_pending = false;
+        }
+        let Some(observed) = self.store.read(now) else {
+            let back = self.store.down_until;
+            return self.queue_read(process, back);
+        };
+        let Some(proc) = self.processes.get_mut(process) else {
+            return;
+        };
+        if proc.last_seen == Some(observed.version) {
+            return;
+        }
+        proc.last_seen = Some(observed.version);
+        let after = self.config.store_latency;
+        self.deliver(process, after, Input::StoreChanged(observed));
+    }
+
+    /// A lease whose ttl has run out by now ends before the store answers anything else.
+    fn end_lease_if_due(&mut self) {
+        if let Some(lease) = self.store.lease.filter(|lease| lease.until <= self.now) {
+            self.store.lease = None;
+            self.events.cancel(lease.expiry);
+            self.lease_expired(lease.owner);
+        }
+    }
+
+    fn lease_expired(&mut self, owner: Owner) {
+        self.store.ops.lease_expiries += 1;
+        self.monitor.on_lease_expired();
+        self.note(format!(
+            "store: the lease of p{} op{} ran out",
+            owner.process, owner.op.0
+        ));
+    }
+
+    fn note(&mut self, line: String) {
+        if self.config.transcript {
+            self.transcript
+                .push(format!("{:>7} | {line}", self.now.as_millis()));
+        }
+    }
+}

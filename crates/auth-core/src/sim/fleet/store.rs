@@ -1,0 +1,230 @@
+//! The simulated shared store: one record (version, content, spent mark) and one lease, with the
+//! four atomic operations of the protocol in `crate::shared` and a read, each applied at one
+//! instant of the simulated clock. It decides nothing about sessions; the fleet tells the
+//! [`crate::FleetMonitor`] what it did.
+
+use core::time::Duration;
+
+use crate::command::Persist;
+use crate::input::OpId;
+use crate::shared::{LeaseResult, Observed, PublishResult, StoreVersion, Stored};
+use crate::time::Instant;
+use crate::token::TokenSet;
+
+use super::super::events::EventKey;
+use super::Process;
+
+/// Who holds a lease: a process, its incarnation (so a restarted process never releases the
+/// lease its previous life took) and the operation, as the drivers' owner tokens do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Owner {
+    pub(super) process: Process,
+    pub(super) incarnation: u32,
+    pub(super) op: OpId,
+}
+
+/// A live lease and the queued event that ends it when its ttl runs out.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Lease {
+    pub(super) owner: Owner,
+    pub(super) until: Instant,
+    pub(super) expiry: EventKey,
+}
+
+/// How often each store operation ran and what it answered: the figures of
+/// docs/performance.md ("Shared sessions in the simulator").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreOps {
+    /// Reads of the record (the watch's polls that found a change, process starts).
+    pub reads: u64,
+    /// `Acquire` calls.
+    pub acquires: u64,
+    /// ... of which granted the lease.
+    pub granted: u64,
+    /// ... of which found it busy.
+    pub busy: u64,
+    /// `Publish` calls.
+    pub publishes: u64,
+    /// ... of which wrote the tokens.
+    pub written: u64,
+    /// ... of which found another version (compare-and-swap lost).
+    pub conflicts: u64,
+    /// `Release` calls.
+    pub releases: u64,
+    /// Logouts (`ClearStore`) that wrote or kept a tombstone.
+    pub logouts: u64,
+    /// Operations of any kind that found the store unavailable.
+    pub unavailable: u64,
+    /// Leases that ran out before their holder released them.
+    pub lease_expiries: u64,
+}
+
+impl StoreOps {
+    /// Every operation that reached the store (or tried to).
+    pub fn total(&self) -> u64 {
+        self.reads + self.acquires + self.publishes + self.releases + self.logouts
+    }
+}
+
+/// What the record holds; tokens with their expiry on the one simulated clock.
+#[derive(Clone, Debug)]
+enum Content {
+    Empty,
+    Tokens(Persist),
+    LoggedOut,
+}
+
+/// The record and its lease.
+#[derive(Clone, Debug)]
+pub(super) struct Store {
+    version: StoreVersion,
+    content: Content,
+    spent: bool,
+    pub(super) lease: Option<Lease>,
+    /// Unreachable while the clock is before this.
+    pub(super) down_until: Instant,
+    pub(super) ops: StoreOps,
+}
+
+impl Store {
+    pub(super) fn new() -> Self {
+        Store {
+            version: StoreVersion::EMPTY,
+            content: Content::Empty,
+            spent: false,
+            lease: None,
+            down_until: Instant::ZERO,
+            ops: StoreOps::default(),
+        }
+    }
+
+    pub(super) fn available(&self, now: Instant) -> bool {
+        now >= self.down_until
+    }
+
+    pub(super) fn version(&self) -> StoreVersion {
+        self.version
+    }
+
+    /// The record as a driver reading it at `now` sees it: token lifetimes counted from `now`.
+    pub(super) fn observe(&self, now: Instant) -> Observed {
+        let content = match &self.content {
+            Content::Empty => Stored::Empty,
+            Content::LoggedOut => Stored::LoggedOut,
+            Content::Tokens(persist) => Stored::Tokens(TokenSet {
+                access_token: persist.access_token.clone(),
+                refresh_token: persist.refresh_token.clone(),
+                expires_in: persist.expires_at.map(|at| at.saturating_since(now)),
+            }),
+        };
+        Observed {
+            version: self.version,
+            content,
+            spent: self.spent,
+        }
+    }
+
+    /// A read; `None` when the store is unreachable.
+    pub(super) fn read(&mut self, now: Instant) -> Option<Observed> {
+        self.ops.reads += 1;
+        if !self.available(now) {
+            self.ops.unavailable += 1;
+            return None;
+        }
+        Some(self.observe(now))
+    }
+
+    /// `Acquire`: the caller must have ended a lease whose ttl ran out (the fleet tells the
+    /// monitor). Granting sets the spent mark in the same step and answers with the record as it
+    /// was before. The lease's expiry event is filled in by the caller.
+    pub(super) fn acquire(
+        &mut self,
+        owner: Owner,
+        ttl: Duration,
+        now: Instant,
+        expiry: impl FnOnce(Instant) -> EventKey,
+    ) -> LeaseResult {
+        self.ops.acquires += 1;
+        if !self.available(now) {
+            self.ops.unavailable += 1;
+            return LeaseResult::Unavailable;
+        }
+        let observed = self.observe(now);
+        if self.lease.is_some() {
+            self.ops.busy += 1;
+            return LeaseResult::Busy(observed);
+        }
+        self.ops.granted += 1;
+        self.spent = true;
+        let until = now.saturating_add(ttl);
+        self.lease = Some(Lease {
+            owner,
+            until,
+            expiry: expiry(until),
+        });
+        LeaseResult::Granted(observed)
+    }
+
+    /// `Publish`: compare-and-swap on the version. The lease is not checked (the version is the
+    /// guard).
+    pub(super) fn publish(
+        &mut self,
+        expected: StoreVersion,
+        persist: Persist,
+        now: Instant,
+    ) -> PublishResult {
+        self.ops.publishes += 1;
+        if !self.available(now) {
+            self.ops.unavailable += 1;
+            return PublishResult::Unavailable;
+        }
+        if self.version != expected {
+            self.ops.conflicts += 1;
+            return PublishResult::Conflict(self.observe(now));
+        }
+        self.ops.written += 1;
+        self.version = expected.next();
+        self.content = Content::Tokens(persist);
+        self.spent = false;
+        PublishResult::Written
+    }
+
+    /// `Release`: compare-and-delete on the owner; with `spent: false` the mark of `version` is
+    /// cleared if the record is still at it. Returns the lease dropped (its expiry event is the
+    /// caller's to cancel); a lease that is no longer `owner`'s is left alone.
+    pub(super) fn release(
+        &mut self,
+        owner: Owner,
+        version: StoreVersion,
+        spent: bool,
+        now: Instant,
+    ) -> Option<Lease> {
+        self.ops.releases += 1;
+        if !self.available(now) {
+            self.ops.unavailable += 1;
+            return None;
+        }
+        let lease = self.lease.filter(|lease| lease.owner == owner)?;
+        self.lease = None;
+        if !spent && self.version == version {
+            self.spent = false;
+        }
+        Some(lease)
+    }
+
+    /// `ClearStore`: the tombstone as version + 1, unless the record holds one already. Answers
+    /// with the record; `None` when unreachable. Leases are left alone.
+    pub(super) fn logout(&mut self, now: Instant) -> Option<Observed> {
+        self.ops.logouts += 1;
+        if !self.available(now) {
+            self.ops.unavailable += 1;
+            return None;
+        }
+        if !matches!(self.content, Content::LoggedOut) {
+            self.version = self.version.next();
+            self.content = Content::LoggedOut;
+            self.spent = false;
+        }
+        Some(self.observe(now))
+    }
+}
