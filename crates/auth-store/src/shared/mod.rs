@@ -12,15 +12,25 @@
 //! - [`SharedStore::publish`]: if the record's version is `expected`, write the tokens as
 //!   `expected + 1` with the mark cleared, else `Conflict` with the record. The lease is not
 //!   checked: the version is the guard, so an older token set never overwrites a newer one.
-//! - [`SharedStore::release`]: if the lease is still `owner`'s, drop it, and when `spent` is
-//!   `false` and the version is still `version`, clear the mark. A lease that is no longer the
-//!   owner's is left alone (it expired and was taken over).
-//! - [`SharedStore::logout`]: write the tombstone as version + 1 (a store that already holds a
-//!   tombstone keeps it and its version) and answer with the record. Leases are left alone.
+//! - [`SharedStore::release`]: if the lease is still `owner`'s and live, drop it, and when
+//!   `spent` is `false` and the version is still `version`, clear the mark. A lease that is no
+//!   longer the owner's is left alone (it expired and was taken over), and so is one past its
+//!   ttl that nobody took yet: an expired lease is nobody's, so a late release changes nothing,
+//!   not even the mark (as in a store that drops a lease at its ttl).
+//! - [`SharedStore::logout`]: write the tombstone as version + 1 with the mark cleared (a
+//!   tombstone holds no token to spend; a store that already holds a tombstone keeps it and its
+//!   version) and answer with the record. Leases are left alone.
+//!
+//! A lease is not re-entrant: while it is live, an acquire by its own owner is `Busy` too.
 //!
 //! Versions start at 0 for a store never written. A store that loses its data (a Redis restart
 //! without persistence) starts again from an empty record at 0: the session recognises the
 //! change and logs in rather than presenting a refresh token whose history was lost.
+//!
+//! Backends: [`MemorySharedStore`] (one process: tests, threads), [`SharedFileStore`] (the
+//! processes of one host, one file) and `auth_redis`'s (a fleet). The checks of the semantics
+//! above are `auth_store::shared::conformance`, built with the crate's `conformance` feature;
+//! every backend's tests run them.
 //!
 //! Errors are [`SharedStoreError`]: the session treats every one as the store being unavailable
 //! (a transient failure of the operation that needed it), never as permission to refresh without
