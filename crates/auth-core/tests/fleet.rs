@@ -366,3 +366,77 @@ fn a_hundred_processes_through_ten_expiries_refresh_once_per_expiry() {
         fleet.now().as_millis() / 1000
     );
 }
+
+/// The checks are not vacuous: each broken variant of the shared rules is caught by the fleet
+/// monitor in the story it breaks, and the fake server sees the reuse it would cause.
+#[cfg(feature = "broken-variants")]
+mod broken_variants {
+    use auth_core::broken::Bug;
+    use auth_core::FleetProperty;
+
+    use super::*;
+
+    fn planted(processes: usize, hook: fn(auth_core::Session) -> auth_core::Session) -> Fleet {
+        Fleet::new(FleetConfig {
+            processes,
+            access_lifetime: LIFETIME,
+            session_hook: Some(hook),
+            ..FleetConfig::default()
+        })
+    }
+
+    fn caught(fleet: &Fleet) -> Vec<FleetProperty> {
+        let mut properties: Vec<_> = fleet
+            .fleet_violations()
+            .iter()
+            .map(|v| v.property())
+            .collect();
+        properties.dedup();
+        properties
+    }
+
+    /// Without the lease, every process refreshes through the expiry with the one refresh
+    /// token: P9 and P10, and the server revokes the family.
+    #[test]
+    fn no_lease_is_caught_by_p9_and_p10_through_an_expiry() {
+        let mut fleet = planted(3, |s| s.with_bug(Bug::NoLease));
+        // One process logs in and the others adopt its tokens from the store, so the race
+        // below is over the one live refresh token.
+        fleet.submit(0, RequestSpec::bearer());
+        fleet.drive();
+        past_expiry(&mut fleet);
+        fleet.storm(1);
+        fleet.drive();
+        let caught = caught(&fleet);
+        assert!(
+            caught.contains(&FleetProperty::P9NoReuse)
+                && caught.contains(&FleetProperty::P10FleetSingleFlight),
+            "{caught:?}\n{}",
+            fleet.transcript()
+        );
+        assert!(fleet.server.reuse_detected > 0);
+    }
+
+    /// Ignoring the spent mark, the process that takes over from a holder whose answer was lost
+    /// presents the same refresh token again: P9, and the server revokes the family.
+    #[test]
+    fn ignoring_the_spent_mark_is_caught_by_p9_after_a_lost_answer() {
+        let mut fleet = planted(2, |s| s.with_bug(Bug::IgnoreSpentMark));
+        fleet.storm(1);
+        fleet.drive();
+        past_expiry(&mut fleet);
+        fleet.lose_next_answers(1);
+        fleet.submit(0, RequestSpec::bearer());
+        fleet.advance(Duration::from_millis(5));
+        fleet.submit(1, RequestSpec::bearer());
+        fleet.drive();
+        assert_eq!(
+            caught(&fleet),
+            [FleetProperty::P9NoReuse],
+            "{}",
+            fleet.transcript()
+        );
+        // p1 presents it after p0's lost exchange; p0's own retry presents it once more.
+        assert_eq!(fleet.server.reuse_detected, 2);
+    }
+}
