@@ -268,11 +268,15 @@ impl Monitor {
                 }
                 Some(watched) => watched.completed = true,
             },
+            // A shared session gives its lease back when it gives its operation up (result,
+            // deadline or logout): the operation is over, whatever deadline the monitor guessed.
+            Command::Release { op, .. } => {
+                self.operations.remove(op);
+            }
             Command::ClearStore
             | Command::Revoke { .. }
             | Command::Notify(_)
-            | Command::Acquire { .. }
-            | Command::Release { .. } => {}
+            | Command::Acquire { .. } => {}
         }
     }
 

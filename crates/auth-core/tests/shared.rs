@@ -290,7 +290,9 @@ fn a_hung_holder_releases_at_its_deadline_and_keeps_the_mark() {
         lease(op, LeaseResult::Granted(with_tokens(4, "at-4", "rt-4", 1))),
         59_010,
     );
-    let deadline = 59_000 + config.operation_timeout.as_millis() as u64;
+    // The operation's time counts from the grant (waiting for the lease does not eat into it).
+    let deadline = 59_010 + config.operation_timeout.as_millis() as u64;
+    assert_eq!(p.session.poll_timeout(), Some(at(deadline)));
     let commands = p.feed(auth_core::Input::Timeout, deadline);
     assert!(
         commands.contains(&Command::Release {
@@ -554,4 +556,32 @@ fn a_local_session_ignores_shared_inputs() {
     );
     assert_eq!(session, before);
     assert!(!session.is_shared());
+}
+
+/// The same late grant fed before the timer (a process paused past its deadline finds the answer
+/// and the timer ready together): still given back, never acted on.
+#[test]
+fn a_grant_read_after_the_deadline_is_given_back_even_before_the_timer_fires() {
+    let config = Config::default();
+    let mut p = Process::start(with_tokens(4, "at-4", "rt-4", 60));
+    let (waiting, commands) = p.submit(59_000);
+    let op = acquire_op(&commands);
+    let deadline = 59_000 + config.operation_timeout.as_millis() as u64;
+    let commands = p.feed(
+        lease(op, LeaseResult::Granted(with_tokens(4, "at-4", "rt-4", 1))),
+        deadline + 10_000,
+    );
+    assert!(
+        !commands
+            .iter()
+            .any(|c| matches!(c, Command::Refresh { .. } | Command::Login { .. })),
+        "{commands:?}"
+    );
+    assert!(commands.contains(&Command::Release {
+        op,
+        version: StoreVersion(4),
+        spent: false
+    }));
+    // The request still waits (for the backoff's retry) or failed; it never went out.
+    assert!(!sends(&commands).iter().any(|(id, _)| *id == waiting));
 }

@@ -84,6 +84,12 @@ impl Session {
         if self.shared.is_none() {
             return;
         }
+        // An answer read after the operation's deadline (a process paused past it) is late
+        // whatever order the driver feeds it in: the operation is given up first, so a grant
+        // is given back instead of starting a login or refresh after the lease may have passed.
+        if self.op.is_some_and(|current| current.deadline <= self.now) {
+            self.handle_timeout(now);
+        }
         let Some(current) = self
             .op
             .filter(|current| current.id == op && current.phase == Phase::Leasing)
@@ -311,9 +317,13 @@ impl Session {
                 SessionState::LoggingIn,
             ),
         };
+        // The operation's own time starts at the grant: waiting for the lease does not eat into
+        // it. Still safe: the grant was read before the first deadline, so less than
+        // `operation_timeout` after the last ask, and the lease lasts twice that from the ask.
         self.op = Some(Operation {
             kind,
             phase: Phase::Running,
+            deadline: self.now.saturating_add(self.config.operation_timeout),
             ..current
         });
         self.out.push_back(command);
