@@ -1,9 +1,17 @@
-//! # auth-store: the crash-safe file store of Seamless
+//! # auth-store: the crash-safe stores of Seamless
 //!
-//! One file holds one session: the bytes of auth-core's versioned [`Snapshot`](auth_core::Snapshot). Plain `std` code
-//! (no runtime), so the blocking driver calls it directly and an async driver runs it on its
-//! blocking pool. Every driver that stores sessions in a file uses this one implementation, so
-//! they agree on the format, the guarantees and the lock.
+//! Two kinds of store, both plain `std` code (no runtime), so the blocking driver calls them
+//! directly and an async driver runs them on its blocking pool:
+//!
+//! - [`FileStore`]: one process's session in one file, the bytes of auth-core's versioned
+//!   [`Snapshot`](auth_core::Snapshot). Every driver that stores a session in a file uses this one
+//!   implementation, so they agree on the format, the guarantees and the lock. The rest of this
+//!   page is about it.
+//! - [`shared`]: one session shared by several processes (auth-core's
+//!   [`Session::shared`](auth_core::Session::shared)): the [`shared::SharedStore`] trait with its
+//!   lease, spent mark and compare-and-swap, an in-memory backend, a file backend for the
+//!   processes of one host ([`shared::SharedFileStore`]), and (feature `conformance`) the checks
+//!   every backend passes, the Redis one of `auth-redis` included.
 //!
 //! ## Format
 //!
