@@ -234,6 +234,29 @@ fn a_logout_in_one_process_logs_out_the_fleet_and_a_restart_stays_out() {
     assert_eq!(fleet.server.logins, 2);
 }
 
+/// The user logs in again in one process and, while that login is under way, logs out in
+/// another (which already shows the earlier logout). The logout is the later action and its
+/// answer says it reached the store: the login under way must not sign the fleet back in.
+#[test]
+fn a_logout_during_a_login_elsewhere_wins_even_over_the_tombstone_it_finds() {
+    let mut fleet = logged_in(2);
+    fleet.input(0, Input::Logout);
+    settle(&mut fleet);
+    fleet.input(1, Input::Login);
+    // p1 has its grant on the tombstone and its login under way; p0 logs out again.
+    fleet.advance(Duration::from_millis(2));
+    fleet.input(0, Input::Logout);
+    settle(&mut fleet);
+    for p in 0..2 {
+        assert_eq!(
+            fleet.session(p).unwrap().state(),
+            SessionState::LoggedOut,
+            "p{p}\n{}",
+            fleet.transcript()
+        );
+    }
+}
+
 fn past_expiry_or_wait(fleet: &mut Fleet) {
     fleet.advance(LIFETIME);
 }

@@ -191,6 +191,8 @@ pub struct Fleet {
     now: Instant,
     /// Answers of the next this-many logins or refreshes are lost after the server did the work.
     lose_answers: u32,
+    /// The lease runs out as soon as its holder starts its operation.
+    expire_when_started: bool,
     stats: FleetStats,
     completions: Vec<Completion>,
     /// Violations of the monitors of processes that crashed since.
@@ -222,6 +224,7 @@ impl Fleet {
             events: Events::default(),
             now: Instant::ZERO,
             lose_answers: 0,
+            expire_when_started: false,
             stats: FleetStats::default(),
             completions: Vec::new(),
             retired: Vec::new(),
@@ -316,9 +319,23 @@ impl Fleet {
         self.note(format!("store unavailable until {}", until.as_millis()));
     }
 
-    /// The lease runs out now under its holder (its ttl passed while it hung or lost its
-    /// release; or the store's clock jumped).
+    /// The lease runs out under its holder once the holder's login or refresh is under way (at
+    /// once if it is already): a holder slower than its lease, the takeover window of P10. A
+    /// lease that ends before its holder even started is [`Fleet::lose_lease`].
     pub fn expire_lease(&mut self) {
+        match self.store.lease {
+            Some(lease) if lease.started => self.lose_lease(),
+            Some(_) => self.expire_when_started = true,
+            None => {}
+        }
+    }
+
+    /// The store loses the lease now, whatever its holder is doing: a failover to a replica that
+    /// never saw it, an eviction. Beyond what a lease promises (it lasts its ttl): a holder that
+    /// has not yet read its grant starts its operation beside the next holder's, so P10 cannot
+    /// hold; the spent mark still keeps P9.
+    pub fn lose_lease(&mut self) {
+        self.expire_when_started = false;
         if let Some(lease) = self.store.lease.take() {
             self.events.cancel(lease.expiry);
             self.lease_expired(lease.owner);
@@ -750,12 +767,14 @@ impl Fleet {
                 self.deliver(process, latency, response);
             }
             Command::Login { op } => {
+                self.operation_started(owner(op));
                 if let Answer::After { extra, result } = self.server.login(now) {
                     let input = Input::LoginResult { op, result };
                     self.answer(process, latency.saturating_add(extra), input);
                 }
             }
             Command::Refresh { op, refresh_token } => {
+                self.operation_started(owner(op));
                 if let Answer::After { extra, result } = self.server.refresh(&refresh_token, now) {
                     let input = Input::RefreshResult { op, result };
                     self.answer(process, latency.saturating_add(extra), input);
@@ -792,12 +811,17 @@ impl Fleet {
                 self.end_lease_if_due();
                 if let Some(lease) = self.store.release(owner(op), version, spent, now) {
                     self.events.cancel(lease.expiry);
+                    // A lease released before its holder started never runs out under it.
+                    self.expire_when_started = false;
                 }
             }
             Command::ClearStore => match self.store.logout(now) {
-                Some(observed) => {
+                Some((observed, written)) => {
+                    // The logout reached the store and its driver reports it done, whether the
+                    // tombstone was written now or found there: from here on P11 applies.
                     self.monitor.on_tombstone();
-                    self.note(format!("store: p{process} wrote the tombstone"));
+                    let what = if written { "wrote" } else { "kept" };
+                    self.note(format!("store: p{process} {what} the tombstone"));
                     self.store_changed();
                     self.deliver(process, store_latency, Input::StoreChanged(observed));
                 }
@@ -925,6 +949,18 @@ impl Fleet {
         self.deliver(process, after, Input::StoreChanged(observed));
     }
 
+    /// `owner` started its login or refresh: if it holds the lease, the lease is now under way
+    /// (and runs out now if [`Fleet::expire_lease`] asked for that).
+    fn operation_started(&mut self, owner: Owner) {
+        let Some(lease) = self.store.lease.as_mut().filter(|l| l.owner == owner) else {
+            return;
+        };
+        lease.started = true;
+        if self.expire_when_started {
+            self.lose_lease();
+        }
+    }
+
     /// A lease whose ttl has run out by now ends before the store answers anything else.
     fn end_lease_if_due(&mut self) {
         if let Some(lease) = self.store.lease.filter(|lease| lease.until <= self.now) {
@@ -935,6 +971,7 @@ impl Fleet {
     }
 
     fn lease_expired(&mut self, owner: Owner) {
+        self.expire_when_started = false;
         self.store.ops.lease_expiries += 1;
         self.monitor.on_lease_expired();
         self.note(format!(

@@ -29,6 +29,8 @@ pub(super) struct Lease {
     pub(super) owner: Owner,
     pub(super) until: Instant,
     pub(super) expiry: EventKey,
+    /// Its holder has started the login or refresh it took the lease for.
+    pub(super) started: bool,
 }
 
 /// How often each store operation ran and what it answered: the figures of
@@ -161,6 +163,7 @@ impl Store {
             owner,
             until,
             expiry: expiry(until),
+            started: false,
         });
         LeaseResult::Granted(observed)
     }
@@ -213,18 +216,20 @@ impl Store {
     }
 
     /// `ClearStore`: the tombstone as version + 1, unless the record holds one already. Answers
-    /// with the record; `None` when unreachable. Leases are left alone.
-    pub(super) fn logout(&mut self, now: Instant) -> Option<Observed> {
+    /// with the record and whether a tombstone was written (`false`: the one found was kept);
+    /// `None` when unreachable. Leases are left alone.
+    pub(super) fn logout(&mut self, now: Instant) -> Option<(Observed, bool)> {
         self.ops.logouts += 1;
         if !self.available(now) {
             self.ops.unavailable += 1;
             return None;
         }
-        if !matches!(self.content, Content::LoggedOut) {
+        let write = !matches!(self.content, Content::LoggedOut);
+        if write {
             self.version = self.version.next();
             self.content = Content::LoggedOut;
             self.spent = false;
         }
-        Some(self.observe(now))
+        Some((self.observe(now), write))
     }
 }
