@@ -8,13 +8,19 @@
 //! longer current. The lock travels with the result to [`Core::refresh_done`] and is dropped
 //! after the persist of those tokens. Every backend call, and the wait for the lock, ends by the
 //! operation's deadline whatever the HTTP client does; a late answer is dropped.
+//!
+//! A session on a shared store ([`SharedLink`]) has no lock and no persist: each of its store
+//! calls (lease, publish, release, the logout's tombstone) runs on tokio's blocking pool as a
+//! task of its own, bounded by the operation deadline, and reports its answer to the core (the
+//! store being unavailable when it does not answer in time). A watcher task reads the record every
+//! `watch_interval` and feeds the core when it changed.
 
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{OpId, RefreshFailure, RefreshToken};
-use auth_driver::{Core, Guard, LogoutTicket, Work};
+use auth_core::{OpId, RefreshFailure, RefreshToken, StoreVersion};
+use auth_driver::{no_answer, Core, Guard, LogoutTicket, SharedLink, StoreCall, StoreWatch, Work};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, trace, warn, Instrument};
@@ -40,38 +46,73 @@ struct Shared<B, S> {
     core: Arc<Core>,
     backend: B,
     store: S,
+    /// The shared store, for a shared session (then `store` is unused).
+    link: Option<SharedLink>,
     clock: Clock,
     operation_timeout: Duration,
+}
+
+/// A shared session's store: the link, how often to read it, and the version read at start.
+pub(crate) struct Watched {
+    pub(crate) link: SharedLink,
+    /// `Duration::ZERO`: no periodic read.
+    pub(crate) interval: Duration,
+    pub(crate) start: Option<StoreVersion>,
 }
 
 /// Whether the background task has ended (after [`Core::stop`], once the operations in flight
 /// finished and their tokens were persisted, or at the stop deadline).
 pub(crate) type Finished = watch::Receiver<bool>;
 
-/// Spawns the background task of `core` on the current runtime.
+/// Spawns the background task of `core` on the current runtime (and, for a shared session,
+/// its watcher).
 pub(crate) fn spawn<B: Backend, S: TokenStore>(
     core: Arc<Core>,
     backend: B,
     store: S,
+    watched: Option<Watched>,
     clock: Clock,
     operation_timeout: Duration,
     span: tracing::Span,
 ) -> Finished {
     let (finished, finished_rx) = watch::channel(false);
+    let watcher = watched
+        .as_ref()
+        .filter(|watched| !watched.interval.is_zero())
+        .map(|watched| {
+            let task = watch_store(
+                Arc::clone(&core),
+                watched.link.clone(),
+                StoreWatch::new(watched.start),
+                watched.interval,
+                clock,
+                operation_timeout,
+            );
+            tokio::spawn(task.instrument(tracing::info_span!(parent: &span, "watch")))
+        });
     let shared = Arc::new(Shared {
         core,
         backend,
         store,
+        link: watched.map(|watched| watched.link),
         clock,
         operation_timeout,
     });
-    tokio::spawn(run(shared, finished).instrument(span));
+    tokio::spawn(
+        async move {
+            run(shared, finished).await;
+            if let Some(watcher) = watcher {
+                watcher.abort();
+            }
+        }
+        .instrument(span),
+    );
     finished_rx
 }
 
 /// The loop: take every work, arm the one timer, wait. Once the core is stopped: let the
 /// operations in flight finish (bounded by their deadline plus a grace), carry out the persist
-/// of their tokens, and end.
+/// or publish of their tokens, and end.
 async fn run<B: Backend, S: TokenStore>(shared: Arc<Shared<B, S>>, finished: watch::Sender<bool>) {
     let core = Arc::clone(&shared.core);
     let clock = shared.clock;
@@ -143,17 +184,29 @@ async fn run<B: Backend, S: TokenStore>(shared: Arc<Shared<B, S>>, finished: wat
     finished.send_replace(true);
 }
 
-/// Carries out one work: starts an operation, or persists / clears in place.
+/// Carries out one work: starts an operation or a shared store's call, or persists / clears a
+/// local store in place.
 async fn execute<B: Backend, S: TokenStore>(
     shared: &Arc<Shared<B, S>>,
     ops: &mut JoinSet<()>,
     work: Work,
 ) {
-    match work {
+    let starts = matches!(
+        work,
+        Work::Login { .. } | Work::Refresh { .. } | Work::Acquire { .. }
+    );
+    if starts && shared.core.is_stopped() {
         // Stopped: nothing new starts; only what was in flight is finished and persisted.
-        Work::Login { .. } | Work::Refresh { .. } if shared.core.is_stopped() => {
-            debug!(?work, "stopped; not started");
-        }
+        return debug!(?work, "stopped; not started");
+    }
+    let work = match &shared.link {
+        Some(link) => match link.call(work, shared.clock.now(), wall_now()) {
+            Ok(call) => return store_call(shared, ops, call),
+            Err(work) => work,
+        },
+        None => work,
+    };
+    match work {
         Work::Login { op } => {
             info!(op = op.0, "silent login");
             let task = login(Arc::clone(shared), op);
@@ -199,6 +252,60 @@ async fn execute<B: Backend, S: TokenStore>(
         }
         // A work this release does not know: nothing to do.
         other => debug!(work = ?other, "work not known to this driver; ignored"),
+    }
+}
+
+/// Runs a shared store's `call` on the blocking pool as an operation of its own, bounded by the
+/// operation deadline, and reports its answer (the store being unavailable if none came in time).
+fn store_call<B: Backend, S: TokenStore>(
+    shared: &Arc<Shared<B, S>>,
+    ops: &mut JoinSet<()>,
+    call: StoreCall,
+) {
+    let span = tracing::debug_span!("store", call = call.name(), op = call.op().map(|op| op.0));
+    let shared = Arc::clone(shared);
+    let task = async move {
+        let late = call.late();
+        let blocking = tokio::task::spawn_blocking(move || call.run());
+        let answer = match tokio::time::timeout(shared.operation_timeout, blocking).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(join)) => {
+                error!(%join, "a shared store call panicked; counts as the store being unavailable");
+                late
+            }
+            Err(_) => {
+                warn!("the shared store did not answer by the operation deadline");
+                late
+            }
+        };
+        answer.report(&shared.core, shared.clock.now(), wall_now());
+    };
+    ops.spawn(task.instrument(span));
+}
+
+/// Reads the shared record every `interval` (each read bounded by the operation timeout) and
+/// feeds the core when it changed, until the core stops (the background task also aborts it
+/// when it ends).
+async fn watch_store(
+    core: Arc<Core>,
+    link: SharedLink,
+    mut watch: StoreWatch,
+    interval: Duration,
+    clock: Clock,
+    operation_timeout: Duration,
+) {
+    loop {
+        tokio::time::sleep(interval).await;
+        if core.is_stopped() {
+            return;
+        }
+        let reader = link.clone();
+        let read = tokio::task::spawn_blocking(move || reader.read());
+        let read = match tokio::time::timeout(operation_timeout, read).await {
+            Ok(Ok(read)) => read,
+            _ => Err(no_answer()),
+        };
+        watch.saw(read, &core, clock.now(), wall_now());
     }
 }
 

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::{Config, RequestError, RequestSpec, Session, SessionState};
-use auth_driver::{Core, Ended, LogoutError, LogoutTicket};
+use auth_driver::{
+    no_answer, start_session, Core, Ended, LogoutError, LogoutTicket, SharedLink, StartRead,
+};
+use auth_store::shared::{Record, SharedStore};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::backend::Backend;
-use crate::background::{self, Finished};
+use crate::background::{self, Finished, Watched};
 use crate::call::Call;
 use crate::clock::{wall_now, Clock};
 use crate::store::{MemoryStore, StoreError, TokenStore};
@@ -37,11 +40,18 @@ pub(crate) struct Link {
     finished: Finished,
 }
 
+/// How often a session on a shared store reads the record by default
+/// ([`Builder::watch_interval`]).
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Configures and starts a session; from [`SessionHandle::builder`].
 #[derive(Debug)]
 pub struct Builder<B, S = MemoryStore> {
     backend: B,
     store: S,
+    /// Set by [`Builder::shared_store`]: the session is shared and `store` is unused.
+    shared: Option<SharedLink>,
+    watch_interval: Duration,
     config: Config,
 }
 
@@ -52,7 +62,8 @@ pub struct Builder<B, S = MemoryStore> {
 pub enum CallError {
     /// The session refused or gave up on the request; the [`RequestError`] says what the caller
     /// can do (log in again after `LoggedOut`/`LoginRequired`, retry later after `Timeout`,
-    /// `AuthUnavailable`, `CircuitOpen`, `QueueFull`).
+    /// `AuthUnavailable`, `CircuitOpen`, `QueueFull`, and `StoreUnavailable` for a
+    /// [`Builder::shared_store`] that could not be reached).
     #[error(transparent)]
     Session(#[from] RequestError),
     /// From [`SessionHandle::shutdown`] only: the login or refresh in flight did not finish
@@ -70,7 +81,9 @@ pub enum CallError {
     /// From [`SessionHandle::logout`] only: the session is logged out in memory (nothing
     /// refreshes or logs in, requests fail with `LoggedOut`), but the store could not be
     /// cleared, so a restart, or another process sharing the store, may come back signed in
-    /// with the stored tokens. Call `logout()` again to retry the clear (after fixing the
+    /// with the stored tokens. For a [`Builder::shared_store`]: the logout's tombstone was not
+    /// written by the operation deadline; the store's own error is the source of the
+    /// [`StoreError::Io`]. Call `logout()` again to retry the clear (after fixing the
     /// store, e.g. freeing the disk), or remove the stored session yourself; until one
     /// succeeds, do not tell the user they are signed out for good.
     #[error(
@@ -85,6 +98,8 @@ impl SessionHandle {
         Builder {
             backend,
             store: MemoryStore::new(),
+            shared: None,
+            watch_interval: DEFAULT_WATCH_INTERVAL,
             config: Config::default(),
         }
     }
@@ -98,7 +113,9 @@ impl SessionHandle {
     /// The user logs out: waiting requests fail with `LoggedOut`, nothing refreshes or logs in
     /// until [`SessionHandle::login`], and the store is cleared before this returns.
     ///
-    /// `Ok` means the logout is durable: no restart from the store brings the session back.
+    /// `Ok` means the logout is durable: no restart from the store brings the session back
+    /// (on a [`Builder::shared_store`], the tombstone is written: every process sharing the
+    /// store follows it, within its watch interval).
     /// [`CallError::LogoutNotDurable`] means the store could not be cleared; the session is
     /// logged out in memory all the same, and calling `logout()` again retries the clear.
     pub async fn logout(&self) -> Result<(), CallError> {
@@ -197,32 +214,89 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
     }
 
     /// Where tokens persist between runs: a [`crate::FileStore`] makes refreshes single flight
-    /// across the processes that share it.
+    /// across the processes that share it. Replaces a [`Builder::shared_store`] set before.
     pub fn store<S2: TokenStore>(self, store: S2) -> Builder<B, S2> {
         Builder {
             backend: self.backend,
             store,
+            shared: None,
+            watch_interval: self.watch_interval,
             config: self.config,
         }
+    }
+
+    /// Shares the session with every process (and every session of this process) using the
+    /// same `store`: any [`SharedStore`] backend (memory, file on one host, Redis for a fleet).
+    /// Replaces the [`Builder::store`] (last one wins).
+    ///
+    /// Then at most one login or refresh runs at a time across all of them, a refresh token is
+    /// never presented twice, new tokens reach every process (they adopt them instead of
+    /// refreshing), and a logout anywhere ends the session everywhere, restarts included. The
+    /// rules are auth-core's (`Session::shared`); this driver only makes the store calls it
+    /// asks for, on tokio's blocking pool, each bounded by `Config::operation_timeout`: a store
+    /// that fails or does not answer in time is unavailable, and requests that need new tokens
+    /// then fail with [`RequestError::StoreUnavailable`] while the others go on. The lease
+    /// owner of each operation is a random id of this session instance plus the operation id.
+    pub fn shared_store<T: SharedStore>(mut self, store: T) -> Self {
+        self.shared = Some(SharedLink::new(store));
+        self
+    }
+
+    /// How often a session on a [`Builder::shared_store`] reads the record to notice what
+    /// other processes did ([`DEFAULT_WATCH_INTERVAL`]: 1 s): a logout elsewhere reaches this
+    /// session within about one interval (its waiting and later requests then fail with
+    /// `LoggedOut`), tokens refreshed elsewhere are adopted without a refresh. Each read is one
+    /// call to the store per session. `Duration::ZERO` turns the reads off: other processes'
+    /// changes then arrive only when this session next needs the lease.
+    pub fn watch_interval(mut self, interval: Duration) -> Self {
+        self.watch_interval = interval;
+        self
     }
 
     /// Loads the store, restores the stored session (or starts anonymous), and spawns the
     /// session's background task on the current tokio runtime. An unreadable store counts as
     /// empty (logged).
+    ///
+    /// On a [`Builder::shared_store`]: reads the record (bounded by the operation timeout,
+    /// retried every 100 ms within it while the store cannot be reached) and starts from it:
+    /// `Active` with its tokens, `LoggedOut` after a logout anywhere, `Anonymous` on an empty
+    /// store. A store still unreachable after that starts `Anonymous` without the record, which
+    /// is safe: every login first takes the lease, whose answer carries the real record (a
+    /// logout there is followed, tokens there adopted), and until the store answers, requests
+    /// that need tokens fail with `StoreUnavailable`; nothing is sent with a token it did not
+    /// read.
     pub async fn start(self) -> SessionHandle {
-        let stored = match self.store.load().await {
-            Ok(stored) => stored,
-            Err(error) => {
-                warn!(%error, "stored session unreadable; starting without one");
-                None
-            }
-        };
-        let restored = stored.is_some();
         let clock = Clock::start();
         let operation_timeout = self.config.operation_timeout;
-        let session = match stored {
-            Some(snapshot) => Session::restore(self.config, snapshot, clock.now(), wall_now()),
-            None => Session::new(self.config, clock.now()),
+        let (session, restored, watched) = match self.shared {
+            Some(link) => {
+                let record = read_at_start(&link, operation_timeout).await;
+                let start = record.as_ref().map(|record| record.version);
+                let session = start_session(self.config, record.as_ref(), clock.now(), wall_now());
+                let watched = Watched {
+                    link,
+                    interval: self.watch_interval,
+                    start,
+                };
+                (session, start.is_some(), Some(watched))
+            }
+            None => {
+                let stored = match self.store.load().await {
+                    Ok(stored) => stored,
+                    Err(error) => {
+                        warn!(%error, "stored session unreadable; starting without one");
+                        None
+                    }
+                };
+                let restored = stored.is_some();
+                let session = match stored {
+                    Some(snapshot) => {
+                        Session::restore(self.config, snapshot, clock.now(), wall_now())
+                    }
+                    None => Session::new(self.config, clock.now()),
+                };
+                (session, restored, None)
+            }
         };
         let (state_tx, events) = watch::channel(session.state());
         let on_state = Box::new(move |state| {
@@ -234,6 +308,7 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
             Arc::clone(&core),
             self.backend,
             self.store,
+            watched,
             clock,
             operation_timeout,
             tracing::info_span!("session", restored),
@@ -247,6 +322,23 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
             }),
         }
     }
+}
+
+/// The shared record at start: retried within `timeout` while the store cannot be reached (each
+/// read bounded by what is left); `None` if it never answered.
+async fn read_at_start(link: &SharedLink, timeout: Duration) -> Option<Record> {
+    let mut start = StartRead::new(timeout);
+    while let Some(left) = start.left() {
+        let reader = link.clone();
+        let read = tokio::task::spawn_blocking(move || reader.read());
+        let error = match tokio::time::timeout(left, read).await {
+            Ok(Ok(Ok(record))) => return Some(record),
+            Ok(Ok(Err(error))) => error,
+            _ => no_answer(),
+        };
+        tokio::time::sleep(start.failed(&error)?).await;
+    }
+    None
 }
 
 /// Forgets a logout's ticket in the core when `logout()`'s future is dropped before its clear is

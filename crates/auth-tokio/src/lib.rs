@@ -22,6 +22,17 @@
 //!   ([`MemoryStore`], or [`FileStore`]: atomic, `fsync`ed, `0600`, auth-core's versioned
 //!   snapshot, and a cross-process refresh lock: processes sharing one file make one refresh,
 //!   the others adopt its tokens).
+//! - Or a **shared store** ([`Builder::shared_store`], any
+//!   [`auth_store::shared::SharedStore`]: in memory, a file on one host, Redis for a fleet):
+//!   one session shared by every process using the store, with auth-core's rules for it
+//!   (`Session::shared`): a lease before every login or refresh, a refresh token presented at
+//!   most once across all of them, compare-and-swap writes, tokens refreshed elsewhere adopted,
+//!   and a logout anywhere that ends the session everywhere, restarts included. The driver only
+//!   makes the store calls, each on the blocking pool and bounded by the operation timeout,
+//!   and reads the record every [`Builder::watch_interval`] so other processes' changes arrive.
+//!   A store that cannot be reached fails the requests that need new tokens with
+//!   [`auth_core::RequestError::StoreUnavailable`]; the others go on with the tokens held.
+//!   `examples/shared_tokio.rs` runs two sessions on one store.
 //! - Requests go out through the caller's own HTTP stack, driven by a [`Call`]: the session says
 //!   when to send and with which token, the caller reports how the API answered. Ready
 //!   integrations do this for you: [`tower::AuthLayer`] (feature `tower`) for any service of
@@ -77,9 +88,10 @@
 //! failed (delivered as is, never retried by the session), or `Stopped` when the session was
 //! shut down ([`SessionHandle::shutdown`]) or its runtime is shutting down. A 401 the session could not fix (retry budget spent, opted out, not
 //! replayable) is delivered as a normal response. [`SessionHandle::logout`] returns
-//! [`CallError::LogoutNotDurable`] when the store could not be cleared: logged out in memory,
-//! but a restart would sign back in until a later `logout()` clears it. See
-//! `docs/integration.md`.
+//! [`CallError::LogoutNotDurable`] when the store could not be cleared (a shared store: when
+//! the logout's tombstone could not be written by the operation deadline): logged out in
+//! memory, but a restart (or another process sharing the store) would sign back in until a
+//! later `logout()` succeeds. See `docs/integration.md`.
 #![warn(missing_docs, unreachable_pub)]
 
 mod backend;
@@ -97,7 +109,7 @@ pub mod tower;
 
 pub use backend::{Backend, BoxError, LoginError, RefreshError};
 pub use call::{Attempt, Call, Next};
-pub use handle::{Builder, CallError, SessionHandle};
+pub use handle::{Builder, CallError, SessionHandle, DEFAULT_WATCH_INTERVAL};
 pub use http::{verdict, Error, RequestOptions, Scope, ScopeError, Target};
 pub use store::{FileStore, MemoryStore, StoreError, StoreLock, TokenStore};
 
