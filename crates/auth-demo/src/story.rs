@@ -152,8 +152,8 @@ impl Report {
             (
                 "refreshes (server)",
                 format!(
-                    "{}  ({} calls, {} invalid_grant)",
-                    c.refreshes, c.refresh_calls, c.invalid_grant
+                    "{}  ({} calls, {} invalid_grant, {} reuse detected)",
+                    c.refreshes, c.refresh_calls, c.invalid_grant, c.reuse_detected
                 ),
             ),
             (

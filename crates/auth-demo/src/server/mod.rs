@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `POST /platform/code` | stand-in for the platform's `login()`: a one-time code (`{"code": …}`) |
 //! | `POST /login` | form `code=…`: exchanges the code for tokens (RFC 6749 §5.1); a spent or unknown code is 400 `invalid_grant` |
-//! | `POST /refresh` | form `grant_type=refresh_token&refresh_token=…`: rotates; a spent, revoked or unknown refresh token is 400 `invalid_grant` |
+//! | `POST /refresh` | form `grant_type=refresh_token&refresh_token=…`: rotates; a revoked or unknown refresh token is 400 `invalid_grant`; a refresh token presented a second time is 400 `invalid_grant`, counted in [`Counters::reuse_detected`], and with [`ServerConfig::revoke_family_on_reuse`] revokes its whole family (every later refresh of the family is `invalid_grant`, its access tokens 401) |
 //! | `POST /revoke` | form `token=…` (RFC 7009): revokes, always 200 |
 //! | `ANY /api/…` | protected: 401 `WWW-Authenticate: Bearer error="invalid_token"` for an expired or unknown token, `Bearer realm=…` without a token; `/api/forbidden` is 403 `insufficient_scope`; `/api/redirect?to=URL` is a 302 |
 //! | `ANY /public/…` | public: never needs a token (and counts the ones that arrive) |
@@ -38,12 +38,20 @@ pub const HANG: Duration = Duration::from_secs(120);
 pub struct ServerConfig {
     /// Lifetime of access tokens (`expires_in`, whole seconds, at least 1).
     pub access_token_lifetime: Duration,
+    /// On a refresh token reuse, also revoke its whole family (every refresh token rotated from
+    /// the same login, and their access tokens), as Ory Hydra, Auth0, Okta and Keycloak do. A
+    /// reuse is refused and counted either way. Off by default: the single-process stories and
+    /// the no-lock non-vacuity checks count on the rotation's winner keeping its tokens; the
+    /// fleet demo and its fault tests turn it on, where a reuse must cost what it costs in
+    /// production.
+    pub revoke_family_on_reuse: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             access_token_lifetime: Duration::from_secs(300),
+            revoke_family_on_reuse: false,
         }
     }
 }
@@ -52,6 +60,12 @@ impl ServerConfig {
     /// The same config with another access-token lifetime.
     pub fn with_access_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.access_token_lifetime = lifetime;
+        self
+    }
+
+    /// The same config with family revocation on reuse turned on or off.
+    pub fn with_family_revocation(mut self, revoke: bool) -> Self {
+        self.revoke_family_on_reuse = revoke;
         self
     }
 }

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::{Json, Router};
 use serde_json::json;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use super::state::{Fault, Issued, Refusal};
+use super::state::{Fault, Issued, RefreshRefusal, Refusal};
 use super::Shared;
 
 const REALM: &str = "seamless-demo";
@@ -98,18 +98,26 @@ async fn refresh(
         return oauth_error(400, "unsupported_grant_type");
     }
     let mut books = shared.books();
-    let rotated = form
-        .get("refresh_token")
-        .and_then(|token| books.rotate(token));
+    let rotated = match form.get("refresh_token") {
+        Some(token) => books.rotate(token),
+        None => Err(RefreshRefusal::Unknown),
+    };
     match rotated {
-        Some(issued) => {
+        Ok(issued) => {
             books.counters.refreshes += 1;
             info!(serial = issued.serial, "refresh: rotated");
             token_response(&issued)
         }
-        None => {
+        Err(refusal) => {
             books.counters.invalid_grant += 1;
-            info!("refresh: invalid_grant (spent, revoked or unknown refresh token)");
+            if refusal == RefreshRefusal::Reused {
+                books.counters.reuse_detected += 1;
+                warn!(
+                    "refresh: a rotated refresh token was presented again; its family is revoked"
+                );
+            } else {
+                info!(?refusal, "refresh: invalid_grant");
+            }
             oauth_error(400, "invalid_grant")
         }
     }
@@ -227,6 +235,9 @@ fn unauthorized(refusal: Refusal) -> Response {
         ),
         Refusal::Expired => format!(
             "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"the access token expired\""
+        ),
+        Refusal::Revoked => format!(
+            "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"the token family was revoked\""
         ),
     };
     let mut response = StatusCode::UNAUTHORIZED.into_response();

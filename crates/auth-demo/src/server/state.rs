@@ -25,6 +25,10 @@ pub struct Counters {
     pub refreshes: u64,
     /// Refreshes answered 400 `invalid_grant` (spent, revoked or unknown refresh token).
     pub invalid_grant: u64,
+    /// Refreshes that presented a refresh token already spent by a rotation (each is also an
+    /// `invalid_grant`); with `ServerConfig::revoke_family_on_reuse` each revoked the token's
+    /// whole family. A client that shares one session correctly never causes one.
+    pub reuse_detected: u64,
     /// Refreshes answered with an injected server error.
     pub refresh_failures: u64,
     /// `POST /revoke` calls (RFC 7009).
@@ -56,16 +60,32 @@ pub(crate) enum Fault {
     Refuse,
 }
 
+/// A token family: the tokens of one login and of every rotation that followed from it. Reuse
+/// detection revokes a family as a whole.
+type Family = u64;
+
 #[derive(Debug)]
 struct AccessEntry {
     serial: u64,
+    family: Family,
     expires_at: Instant,
 }
 
 #[derive(Debug)]
 struct RefreshEntry {
-    /// Spent by a rotation, or revoked.
-    dead: bool,
+    family: Family,
+    state: RefreshState,
+}
+
+/// Where a refresh token is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RefreshState {
+    /// Never presented: the next presentation rotates it.
+    Live,
+    /// Presented once and rotated: presenting it again is reuse.
+    Rotated,
+    /// Revoked without being presented (RFC 7009 revocation, or the admin knob).
+    Revoked,
 }
 
 /// Why a bearer token was refused.
@@ -74,6 +94,19 @@ pub(crate) enum Refusal {
     Missing,
     Unknown,
     Expired,
+    /// Its family was revoked after a refresh token reuse.
+    Revoked,
+}
+
+/// Why a refresh was refused (each is 400 `invalid_grant` on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RefreshRefusal {
+    /// Never issued here.
+    Unknown,
+    /// Revoked, or of a family revoked after a reuse.
+    Revoked,
+    /// Already rotated: a second presentation. Its family is now revoked.
+    Reused,
 }
 
 /// A freshly issued token set, as the token endpoint answers it.
@@ -89,9 +122,12 @@ pub(crate) struct Books {
     random: RandomState,
     next_secret: u64,
     next_serial: u64,
+    next_family: Family,
     codes: HashSet<String>,
     access: HashMap<String, AccessEntry>,
     refresh: HashMap<String, RefreshEntry>,
+    /// Families revoked after a refresh token reuse.
+    revoked_families: HashSet<Family>,
     /// Every secret handed out, so tests can check none leaks into logs.
     issued: Vec<String>,
     pub(crate) login_faults: VecDeque<Fault>,
@@ -106,9 +142,11 @@ impl Books {
             random: RandomState::new(),
             next_secret: 0,
             next_serial: 1,
+            next_family: 1,
             codes: HashSet::new(),
             access: HashMap::new(),
             refresh: HashMap::new(),
+            revoked_families: HashSet::new(),
             issued: Vec::new(),
             login_faults: VecDeque::new(),
             refresh_faults: VecDeque::new(),
@@ -129,7 +167,14 @@ impl Books {
         self.codes.remove(code)
     }
 
+    /// Tokens of a new family (a login).
     pub(crate) fn issue_tokens(&mut self) -> Issued {
+        let family = self.next_family;
+        self.next_family += 1;
+        self.issue_in(family)
+    }
+
+    fn issue_in(&mut self, family: Family) -> Issued {
         let serial = self.next_serial;
         self.next_serial += 1;
         let access_token = self.secret("at");
@@ -139,11 +184,17 @@ impl Books {
             access_token.clone(),
             AccessEntry {
                 serial,
+                family,
                 expires_at: Instant::now() + lifetime,
             },
         );
-        self.refresh
-            .insert(refresh_token.clone(), RefreshEntry { dead: false });
+        self.refresh.insert(
+            refresh_token.clone(),
+            RefreshEntry {
+                family,
+                state: RefreshState::Live,
+            },
+        );
         Issued {
             access_token,
             refresh_token,
@@ -152,19 +203,41 @@ impl Books {
         }
     }
 
-    /// Rotates a refresh token: `None` when it is unknown, spent or revoked.
-    pub(crate) fn rotate(&mut self, refresh_token: &str) -> Option<Issued> {
-        let entry = self.refresh.get_mut(refresh_token)?;
-        if entry.dead {
-            return None;
+    /// Rotates a refresh token into the next tokens of its family. A token presented a second
+    /// time is refused as a reuse and, if so configured, revokes its whole family: whoever holds
+    /// the family's newest tokens may be an attacker who replayed a stolen one, so none of them
+    /// is trusted any more.
+    pub(crate) fn rotate(&mut self, refresh_token: &str) -> Result<Issued, RefreshRefusal> {
+        let entry = self
+            .refresh
+            .get_mut(refresh_token)
+            .ok_or(RefreshRefusal::Unknown)?;
+        let family = entry.family;
+        match entry.state {
+            RefreshState::Rotated => {
+                if self.config.revoke_family_on_reuse {
+                    self.revoked_families.insert(family);
+                }
+                Err(RefreshRefusal::Reused)
+            }
+            RefreshState::Revoked => Err(RefreshRefusal::Revoked),
+            RefreshState::Live if self.revoked_families.contains(&family) => {
+                Err(RefreshRefusal::Revoked)
+            }
+            RefreshState::Live => {
+                entry.state = RefreshState::Rotated;
+                Ok(self.issue_in(family))
+            }
         }
-        entry.dead = true;
-        Some(self.issue_tokens())
     }
 
+    /// RFC 7009: revokes this token (a refresh token already rotated stays rotated, so a later
+    /// presentation is still seen as reuse).
     pub(crate) fn revoke(&mut self, token: &str) {
         if let Some(entry) = self.refresh.get_mut(token) {
-            entry.dead = true;
+            if entry.state == RefreshState::Live {
+                entry.state = RefreshState::Revoked;
+            }
         }
         self.access.remove(token);
     }
@@ -175,6 +248,9 @@ impl Books {
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or(Refusal::Missing)?;
         let entry = self.access.get(token.trim()).ok_or(Refusal::Unknown)?;
+        if self.revoked_families.contains(&entry.family) {
+            return Err(Refusal::Revoked);
+        }
         if Instant::now() >= entry.expires_at {
             return Err(Refusal::Expired);
         }
@@ -190,7 +266,9 @@ impl Books {
 
     pub(crate) fn revoke_refresh_tokens(&mut self) {
         for entry in self.refresh.values_mut() {
-            entry.dead = true;
+            if entry.state == RefreshState::Live {
+                entry.state = RefreshState::Revoked;
+            }
         }
     }
 
