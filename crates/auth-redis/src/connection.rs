@@ -6,6 +6,11 @@
 //! left, so a call returns by its deadline whatever the server or the network does (one DNS
 //! lookup of a host name excepted: the system resolver has no timeout here).
 //!
+//! The handshake is ours too: the client connects with no credentials, no database and no
+//! `CLIENT SETINFO` (the `redis` crate's own handshake reads every reply of its setup pipeline
+//! with the full timeout, even after one timed out), and `AUTH` and `SELECT` follow as commands
+//! under the call's deadline.
+//!
 //! Each call takes its own connection (an idle one, or a new one), so a call stuck on a hung
 //! server never holds up another. After a call a connection goes back to the idle list unless
 //! it failed below the server's error replies (I/O, timeout, a reply that did not parse): a
@@ -16,6 +21,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind};
+use zeroize::Zeroizing;
 
 use crate::scripts::{LuaScript, CORRUPT_CODE};
 
@@ -46,20 +52,45 @@ pub(crate) enum CallError {
     Corrupt(&'static str),
 }
 
-/// The client (address, credentials) and the idle connections.
+/// What a new connection says before its first command: the ACL user and the database.
+pub(crate) struct Handshake {
+    /// The ACL user; `None` for the default user (or a password-only `requirepass`).
+    pub(crate) username: Option<String>,
+    /// The password; wiped on drop.
+    pub(crate) password: Option<Zeroizing<String>>,
+    /// The database, 0 by default (`SELECT` only for another).
+    pub(crate) db: i64,
+}
+
+/// The client (address only), the handshake and the idle connections. No `Debug`: it holds the
+/// password.
 pub(crate) struct Pool {
     client: redis::Client,
+    handshake: Handshake,
     timeout: Duration,
     idle: Mutex<Vec<redis::Connection>>,
 }
 
 impl Pool {
-    pub(crate) fn new(client: redis::Client, timeout: Duration) -> Pool {
-        Pool {
+    /// Connections to `info`'s address; its credentials and database are said by this pool's
+    /// handshake, not by the `redis` crate's.
+    pub(crate) fn new(info: redis::ConnectionInfo, timeout: Duration) -> redis::RedisResult<Pool> {
+        let settings = info.redis_settings();
+        let handshake = Handshake {
+            username: settings.username().map(str::to_owned),
+            password: settings.password().map(|p| Zeroizing::new(p.to_owned())),
+            db: settings.db(),
+        };
+        let bare = redis::RedisConnectionInfo::default()
+            .set_protocol(redis::ProtocolVersion::RESP2)
+            .set_skip_set_lib_name();
+        let client = redis::Client::open(info.set_redis_settings(bare))?;
+        Ok(Pool {
             client,
+            handshake,
             timeout,
             idle: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     /// Runs `script` with `keys` and `args` within one deadline and returns its raw reply.
@@ -107,11 +138,44 @@ impl Pool {
         }
     }
 
+    /// A new connection, handshake done, by the deadline.
     fn connect(&self, deadline: Instant) -> Result<redis::Connection, CallError> {
         let remaining = remaining(deadline)?;
-        self.client
+        let mut connection = self
+            .client
             .get_connection_with_timeout(remaining)
-            .map_err(|error| reduce(&error))
+            .map_err(|error| reduce(&error))?;
+        self.say_hello(&mut connection, deadline)
+            .map_err(|error| reduce(&error))?;
+        Ok(connection)
+    }
+
+    fn say_hello(
+        &self,
+        connection: &mut redis::Connection,
+        deadline: Instant,
+    ) -> Result<(), RedisError> {
+        let Handshake {
+            username,
+            password,
+            db,
+        } = &self.handshake;
+        if let Some(password) = password {
+            let mut auth = redis::cmd("AUTH");
+            if let Some(username) = username {
+                auth.arg(username.as_str());
+            }
+            auth.arg(password.as_str());
+            set_timeouts(connection, deadline)?;
+            auth.query::<redis::Value>(connection)?;
+        }
+        if *db != 0 {
+            set_timeouts(connection, deadline)?;
+            redis::cmd("SELECT")
+                .arg(*db)
+                .query::<redis::Value>(connection)?;
+        }
+        Ok(())
     }
 
     /// Keeps the connection if the reply (or error reply) left it in step, and answers.
@@ -247,6 +311,7 @@ pub(crate) fn reduce(error: &RedisError) -> CallError {
             Some("OOM") => "the server is out of memory",
             Some("BUSY") => "the server is busy running a script",
             Some("NOAUTH") => "authentication required",
+            Some("WRONGPASS") => "authentication failed",
             Some("MISCONF") => "the server cannot write (persistence error)",
             _ => "the server answered an error",
         },
@@ -255,4 +320,53 @@ pub(crate) fn reduce(error: &RedisError) -> CallError {
         ErrorKind::RESP3NotSupported => "the server does not speak RESP3",
         _ => "client error",
     })
+}
+
+#[cfg(all(test, feature = "testing", unix))]
+mod tests {
+    use super::*;
+    use crate::testing::RedisServer;
+
+    const SECRET: &str = "secret-echoed-by-the-server";
+
+    /// Redis error replies quote whatever a script or command put in them: the reduced error
+    /// keeps the kind and drops the text, for every code.
+    #[test]
+    #[allow(clippy::panic)]
+    fn error_replies_that_quote_values_are_reduced_to_their_kind() {
+        let server = RedisServer::start().unwrap_or_else(|error| panic!("{error}"));
+        let mut connection = redis::Client::open(server.url())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
+            .unwrap_or_else(|error| panic!("{error}"));
+        let echo = "return redis.error_reply(ARGV[1])";
+        for reply in [
+            "ERR",
+            "NOPERM",
+            "OOM",
+            "BUSY",
+            "WRONGTYPE",
+            "LOADING",
+            "SOMECODE",
+        ] {
+            let error = redis::cmd("EVAL")
+                .arg(echo)
+                .arg(0)
+                .arg(format!("{reply} {SECRET}"))
+                .query::<redis::Value>(&mut connection)
+                .err()
+                .unwrap_or_else(|| panic!("{reply}: the script must fail"));
+            assert!(format!("{error}").contains(SECRET), "the test must echo");
+            let reduced = format!("{:?}", reduce(&error));
+            assert!(!reduced.contains(SECRET), "{reply}: {reduced}");
+        }
+        let runtime = redis::cmd("EVAL")
+            .arg("error(ARGV[1])")
+            .arg(0)
+            .arg(SECRET)
+            .query::<redis::Value>(&mut connection)
+            .err()
+            .unwrap_or_else(|| panic!("the script must fail"));
+        let reduced = format!("{:?}", reduce(&runtime));
+        assert!(!reduced.contains(SECRET), "{reduced}");
+    }
 }

@@ -71,10 +71,12 @@
 //!
 //! ## Deploying Redis for it
 //!
-//! - **ACLs.** Give the fleet a user that can touch only the session's keys and run scripts,
-//!   e.g. `ACL SETUSER seamless on >password ~seamless:* +eval +evalsha +ping +client|setinfo`
-//!   (add `+hello` for RESP3, `+auth`, `+select` for a database other than 0), and put the user
-//!   and password in the URL: `redis://seamless:password@redis.internal:6379/`.
+//! - **ACLs.** Give the fleet a user that can touch only the session's keys and run the
+//!   scripts: `ACL SETUSER seamless on >password ~seamless:* +eval +evalsha +ping +get +set
+//!   +del +exists +hget +hmget +hset +hdel` (Redis checks the commands a script calls too; add
+//!   `+hello` for RESP3 and `+select` for a database other than 0), and put the user and
+//!   password in the URL: `redis://seamless:password@redis.internal:6379/`. The tests run the
+//!   store as exactly this user.
 //! - **TLS.** The store sends tokens; across a network that is not private, encrypt it. This
 //!   build has no TLS client (`rediss://` is [`ConfigError::TlsUnsupported`]): use a TLS tunnel
 //!   on each host (stunnel, a service mesh sidecar) towards a TLS port of Redis.

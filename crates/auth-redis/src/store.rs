@@ -6,6 +6,8 @@ use std::time::Duration;
 use auth_core::{Snapshot, StoreVersion};
 use auth_store::shared::{Acquired, LeaseOwner, Published, Record, SharedStore, SharedStoreError};
 
+use redis::IntoConnectionInfo;
+
 use crate::connection::{CallError, Pool, Retry};
 use crate::scripts::{self, DecodeError, Scripts};
 
@@ -100,9 +102,12 @@ impl RedisStore {
         if options.timeout < Duration::from_millis(1) {
             return Err(ConfigError::InvalidTimeout);
         }
-        let client = redis::Client::open(url).map_err(|_| ConfigError::InvalidUrl)?;
+        let info = url
+            .into_connection_info()
+            .map_err(|_| ConfigError::InvalidUrl)?;
+        let pool = Pool::new(info, options.timeout).map_err(|_| ConfigError::InvalidUrl)?;
         Ok(RedisStore {
-            pool: Pool::new(client, options.timeout),
+            pool,
             scripts: Scripts::new(),
             record_key: format!("{prefix}:record"),
             lease_key: format!("{prefix}:lease"),

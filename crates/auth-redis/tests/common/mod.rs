@@ -2,10 +2,13 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use auth_core::StoreVersion;
 use auth_redis::testing::RedisServer;
 use auth_redis::{Options, RedisStore};
+use auth_store::shared::conformance::sample_snapshot;
+use auth_store::shared::{LeaseOwner, SharedStore, SharedStoreError};
 
 /// A real `redis-server` on loopback; fails the test with the fix named (`.ci/run`) when
 /// `redis-server` is missing.
@@ -35,4 +38,52 @@ pub fn raw(server: &RedisServer) -> redis::Connection {
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap_or_else(|error| panic!("{error}"));
     connection
+}
+
+/// One call of the store: which, what it answered (`Debug` of the answer), how long it took.
+pub struct Answer {
+    pub operation: &'static str,
+    pub result: Result<String, SharedStoreError>,
+    pub took: Duration,
+}
+
+/// One call of the store, its answer shown with `Debug`.
+type Call<'a> = dyn Fn() -> Result<String, SharedStoreError> + 'a;
+
+/// Every operation of `store` once (a publish of [`sample_snapshot`] tokens among them), for
+/// the tests of what all of them do when Redis is down, hung or holds something odd.
+pub fn every_call(store: &RedisStore) -> Vec<Answer> {
+    let owner = LeaseOwner("every-call".to_owned());
+    let shown = |answer: &dyn std::fmt::Debug| format!("{answer:?}");
+    let calls: [(&'static str, &Call<'_>); 5] = [
+        ("read", &|| store.read().map(|r| shown(&r))),
+        ("acquire", &|| {
+            store
+                .acquire(&owner, Duration::from_secs(60))
+                .map(|r| shown(&r))
+        }),
+        ("publish", &|| {
+            store
+                .publish(StoreVersion(1), &sample_snapshot(2))
+                .map(|r| shown(&r))
+        }),
+        ("release", &|| {
+            store
+                .release(&owner, StoreVersion(1), false)
+                .map(|r| shown(&r))
+        }),
+        ("logout", &|| store.logout().map(|r| shown(&r))),
+    ];
+    calls
+        .into_iter()
+        .map(|(operation, call)| {
+            let start = Instant::now();
+            let result = call();
+            Answer {
+                operation,
+                result,
+                took: start.elapsed(),
+            }
+        })
+        .collect()
 }
