@@ -11,10 +11,14 @@
 //! - [`story`]: the scenario `cargo run --release -p auth-demo` plays, with its expectations.
 //! - [`hostile`]: a hostile loopback token endpoint that echoes the refresh token it was sent in
 //!   its error, for the tests that no secret a server can shape reaches the logs (both drivers').
+//! - `fleet` (unix): several real processes sharing one session through a file or Redis store
+//!   (`auth-demo fleet`, and the fleet fault tests).
 //! - [`testing`]: log capture for end-to-end tests (fail on `ERROR`, fail on a leaked token).
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod backend;
+#[cfg(unix)]
+pub mod fleet;
 pub mod hostile;
 pub mod multiprocess;
 pub mod server;

@@ -1,15 +1,56 @@
 //! `cargo run --release -p auth-demo`: starts the demo auth server on a loopback port, plays the
 //! story through auth-tokio, prints a summary, and exits non-zero if any expectation failed.
 //!
+//! `cargo run --release -p auth-demo -- fleet --processes P --store file|redis [--requests R]`:
+//! P processes share one session through the store and storm the demo server through an
+//! access-token expiry; prints a summary and, last, one JSON line of the counts
+//! ([`auth_demo::fleet::demo`]). Exits non-zero if an expectation failed.
+//!
 //! Logs go to stderr at `warn` by default; `SEAMLESS_LOG=auth_tokio=debug,info` shows more.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use auth_demo::fleet::demo::{self as fleet_demo, FleetOptions};
+use auth_demo::fleet::{self, StoreKind};
 use auth_demo::story::{self, StoryOptions};
+use clap::{Parser, Subcommand};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// The Seamless demo: the story over real HTTP on loopback (no command), or a fleet of
+/// processes sharing one session (`fleet`).
+#[derive(Parser)]
+#[command(name = "auth-demo")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// P processes share one session through a file or Redis store and storm the demo server
+    /// through an access-token expiry: one refresh for all, no refresh token presented twice.
+    Fleet {
+        /// How many processes share the session.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        processes: u16,
+        /// The shared store: `file` (one host) or `redis` (a real redis-server on loopback).
+        #[arg(long)]
+        store: StoreKind,
+        /// Requests per process, half before the expiry and half after.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+        requests: u32,
+    },
+    /// One process of a fleet (started by `fleet` and by the fleet tests; its argument is the
+    /// JSON of `auth_demo::fleet::protocol::ChildSpec`).
+    #[command(name = "fleet-child", hide = true)]
+    FleetChild {
+        /// The child's spec, JSON.
+        spec: String,
+    },
+}
 
 fn main() -> ExitCode {
     let filter: Targets = std::env::var("SEAMLESS_LOG")
@@ -20,14 +61,37 @@ fn main() -> ExitCode {
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .with(filter)
         .init();
+    match Cli::parse().command {
+        None => play_story(),
+        Some(Command::Fleet {
+            processes,
+            store,
+            requests,
+        }) => run_fleet(usize::from(processes), store, requests),
+        Some(Command::FleetChild { spec }) => match fleet::child_main(&spec) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("fleet child: {error}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Colours for a terminal, plain text otherwise.
+fn painter() -> impl Fn(&str, &str) -> String {
     let color = std::io::stdout().is_terminal();
-    let paint = |text: &str, code: &str| {
+    move |text: &str, code: &str| {
         if color {
             format!("\x1b[{code}m{text}\x1b[0m")
         } else {
             text.to_owned()
         }
-    };
+    }
+}
+
+fn play_story() -> ExitCode {
+    let paint = painter();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -66,6 +130,39 @@ fn main() -> ExitCode {
     let summary = report.summary();
     let code = if report.passed() { "32" } else { "31" };
     println!("{}", paint(&summary, code));
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run_fleet(processes: usize, store: StoreKind, requests: u32) -> ExitCode {
+    let paint = painter();
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(error) => {
+            eprintln!("cannot find this program to start its children: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("Seamless fleet: {processes} processes share one session through the {store} store\n");
+    let options = FleetOptions::new(processes, store, requests, exe);
+    let mut progress = |line: &str| println!("{line}");
+    let report = match fleet_demo::run(&options, &mut progress) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!(
+                "{}",
+                paint(&format!("the fleet could not run: {error}"), "31")
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    println!();
+    let code = if report.passed() { "32" } else { "31" };
+    println!("{}", paint(&report.summary(), code));
+    println!("{}", report.json());
     if report.passed() {
         ExitCode::SUCCESS
     } else {
