@@ -9,6 +9,8 @@
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
+use auth_redis::RedisStore;
+use auth_store::shared::SharedFileStore;
 use auth_tokio::reqwest::ApiClient;
 use auth_tokio::{Error, Scope, SessionHandle};
 use tokio::sync::mpsc;
@@ -98,23 +100,31 @@ async fn run(spec: &ChildSpec) -> Result<(), ChildError> {
     say(&Reply::Bye(totals))
 }
 
-/// The session on the shared store. (Skeleton: the file store with its cross-process refresh
-/// lock, until the drivers' shared-store support lands.)
+/// The session on the shared store named in the spec.
 async fn start_session(
     spec: &ChildSpec,
     http: &reqwest::Client,
 ) -> Result<SessionHandle, ChildError> {
     let backend = DemoBackend::new(http.clone(), &spec.server)?;
     let builder = SessionHandle::builder(backend).config(spec.config);
-    match &spec.store {
-        StoreSpec::File { path } => Ok(builder
-            .store(auth_tokio::FileStore::new(path))
-            .start()
-            .await),
-        StoreSpec::Redis { .. } => Err(ChildError::Store(
-            "the Redis store is not available yet".to_owned(),
-        )),
-    }
+    // Each store call answers within a quarter of the operation timeout, so a store that is
+    // down or hung costs a needed refresh a few retries, not its whole deadline.
+    let call_limit = (spec.config.operation_timeout / 4).clamp(
+        Duration::from_millis(50),
+        auth_store::shared::DEFAULT_LOCK_WAIT,
+    );
+    let builder = match &spec.store {
+        StoreSpec::File { path } => {
+            builder.shared_store(SharedFileStore::new(path).with_lock_wait(call_limit))
+        }
+        StoreSpec::Redis { url, prefix } => {
+            let options = auth_redis::Options::default().timeout(call_limit);
+            let store = RedisStore::with_options(url, prefix, options)
+                .map_err(|error| ChildError::Store(error.to_string()))?;
+            builder.shared_store(store)
+        }
+    };
+    Ok(builder.start().await)
 }
 
 /// Sends `requests` GETs to `/api/fleet/<tag>/<n>`, started evenly over `spread`, and counts how

@@ -236,7 +236,7 @@ impl Fleet {
     pub fn store_location(&self) -> String {
         match &self.store {
             StoreHome::File(dir) => dir.path().display().to_string(),
-            StoreHome::Redis { server, prefix } => format!("{} (keys {prefix}*)", server.url()),
+            StoreHome::Redis { server, prefix } => format!("{} (keys {prefix}:*)", server.url()),
         }
     }
 }
@@ -257,5 +257,5 @@ fn run_prefix() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|since| since.as_nanos())
         .unwrap_or_default();
-    format!("seamless-fleet:{}-{nanos:x}:", std::process::id())
+    format!("seamless-fleet:{}-{nanos:x}", std::process::id())
 }
