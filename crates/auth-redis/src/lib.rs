@@ -41,8 +41,8 @@
 //! ## Failures and timeouts
 //!
 //! Every call returns within [`Options::timeout`] (default 1 s), connecting included: the
-//! connection timeout and each command's read and write timeouts are what is left of the call's
-//! deadline. (Only the resolution of a host name by the system resolver is not bounded: give an
+//! connection timeout, the handshake (`AUTH`, `SELECT`) and each command's read and write
+//! timeouts are what is left of the call's deadline. (Only the resolution of a host name by the system resolver is not bounded: give an
 //! IP address, or a name in `/etc/hosts`, where that matters.) A server that is down, hung or
 //! unreachable is [`SharedStoreError::Unavailable`](auth_store::shared::SharedStoreError): the
 //! session treats it as a transient failure and never refreshes without the lease. Connections
@@ -74,9 +74,10 @@
 //! - **ACLs.** Give the fleet a user that can touch only the session's keys and run the
 //!   scripts: `ACL SETUSER seamless on >password ~seamless:* +eval +evalsha +ping +get +set
 //!   +del +exists +hget +hmget +hset +hdel` (Redis checks the commands a script calls too; add
-//!   `+hello` for RESP3 and `+select` for a database other than 0), and put the user and
-//!   password in the URL: `redis://seamless:password@redis.internal:6379/`. The tests run the
-//!   store as exactly this user.
+//!   `+select` for a database other than 0), and put the user and password in the URL:
+//!   `redis://seamless:password@redis.internal:6379/`. The tests run the store as exactly this
+//!   user. The store speaks RESP2 whatever the URL asks (its answers are the same in RESP3) and
+//!   sends no `CLIENT SETINFO`.
 //! - **TLS.** The store sends tokens; across a network that is not private, encrypt it. This
 //!   build has no TLS client (`rediss://` is [`ConfigError::TlsUnsupported`]): use a TLS tunnel
 //!   on each host (stunnel, a service mesh sidecar) towards a TLS port of Redis.

@@ -139,11 +139,30 @@ fn a_hung_redis_makes_every_call_unavailable_within_the_timeout() {
         );
     }
     server.resume().unwrap_or_else(|error| panic!("{error}"));
+    ok("read", store.read());
+}
 
-    // A connection whose command timed out is not reused (its late answer would be read as the
-    // next command's): the answers after the hang are the right ones. A call sent during the
-    // hang may have run once the server woke up, so the record is read first.
+#[test]
+fn a_call_that_timed_out_leaves_no_late_answer_behind() {
+    let mut server = common::server();
+    let store = common::store_with(&server, Duration::from_millis(200));
+    // One idle connection in the pool, which the logout below takes.
+    ok("read", store.read());
+    server.pause().unwrap_or_else(|error| panic!("{error}"));
+    assert!(matches!(
+        store.logout(),
+        Err(SharedStoreError::Unavailable(_))
+    ));
+    server.resume().unwrap_or_else(|error| panic!("{error}"));
+
+    // The logout's answer arrives late. Had its connection gone back to the pool, each call
+    // below would read the answer of the call before it. The logout itself may have run once
+    // the server woke up: the record is read first.
     let record = ok("read", store.read());
+    ok(
+        "release",
+        store.release(&owner("nobody"), record.version, false),
+    );
     assert_eq!(ok("read", store.read()), record);
     assert_eq!(
         ok(
