@@ -81,18 +81,18 @@
 //! - **TLS.** The store sends tokens; across a network that is not private, encrypt it. This
 //!   build has no TLS client (`rediss://` is [`ConfigError::TlsUnsupported`]): use a TLS tunnel
 //!   on each host (stunnel, a service mesh sidecar) towards a TLS port of Redis.
-//! - **Persistence: none, or `appendfsync always`.** A Redis restarted *empty* is safe: the
-//!   record is version 0 again, the sessions see it changed and log in (one login for the
-//!   fleet), nothing is presented twice. A Redis restarted from an *old* snapshot (RDB, or an
-//!   AOF fsynced every second) is less clean: it brings back an older version of the record,
-//!   with a refresh token that was already rotated away and possibly no spent mark. The session
-//!   still stays safe, because it compares versions only for equality: the restored record is
-//!   "changed", its holders' tokens no longer match it, and a process that presents the restored
-//!   refresh token gets `invalid_grant` from the server (the token was rotated), which ends in a
-//!   login; but with reuse detection on, that presentation can revoke the token family, which
-//!   signs out the new tokens too. Either way the fleet logs in again. With no persistence the
-//!   same restart costs one login and no revocation; with `appendfsync always` nothing is lost
-//!   at all.
+//! - **Persistence: none, or `appendfsync always`.** A Redis restarted *empty* costs one
+//!   login: the record reads as version 0 with no lease and no mark, the sessions see it changed
+//!   and the first to take the lease logs in; nothing is presented twice. A Redis restarted from
+//!   an *old* state (an RDB snapshot, or an AOF fsynced only every second) goes back in time: it
+//!   brings back an older record whose refresh token was already presented and rotated away,
+//!   without the spent mark that said so. No store protocol can keep a token from being
+//!   presented twice across that (the proof of it was in the lost writes), so the fleet's next
+//!   refresh presents it again. The session still ends up safe, only signed in again: the
+//!   server refuses the rotated token (`invalid_grant`; with reuse detection it also revokes the
+//!   token family, signing out the newer tokens too) and the session logs in. Without
+//!   persistence the same restart costs one login and no revocation; with `appendfsync always`
+//!   every acknowledged write survives and nothing goes back.
 //! - **One server (or a primary).** The scripts run on one node: a replica's answers can be late
 //!   (reads) or refused (writes). Sentinel or a cluster are not supported by this client; a
 //!   prefix with a hash tag (`seamless:{name}`) keeps both keys in one slot for proxies that
