@@ -15,6 +15,7 @@ use auth_tokio::reqwest::ApiClient;
 use auth_tokio::{Error, Scope, SessionHandle};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::protocol::{kind_of_session_error, ChildSpec, Order, Reply, StoreSpec, Tally};
 use crate::backend::{DemoBackend, DemoBackendError};
@@ -54,7 +55,9 @@ pub fn main(spec: &str) -> Result<(), ChildError> {
         .enable_all()
         .build()
         .map_err(ChildError::Runtime)?;
-    let result = runtime.block_on(run(&spec));
+    // Every log line of the child names it: the fleet's children share one stderr.
+    let span = tracing::info_span!("child", tag = %spec.tag);
+    let result = runtime.block_on(run(&spec).instrument(span));
     if let Err(error) = &result {
         // The parent learns why from the protocol too, not only from the exit status.
         let _ = say(&Reply::Failed {
