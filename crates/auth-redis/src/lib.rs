@@ -58,7 +58,11 @@
 //! Only the operation and the kind of failure (`redis acquire: timed out`) remain. A record
 //! that is not one this release can read (tokens of a newer format, a key of another type, a
 //! version that is not a number) is
-//! [`SharedStoreError::Unreadable`](auth_store::shared::SharedStoreError::Unreadable).
+//! [`SharedStoreError::Unreadable`](auth_store::shared::SharedStoreError::Unreadable). The
+//! scripts cannot decode tokens, so an acquire that answers it has still taken the lease (until
+//! its ttl) and set the mark: the safe side. A logout writes its tombstone over such a record
+//! (it is how a session clears it), except over a version that is not a number, which it
+//! refuses rather than guess; delete the keys then.
 //!
 //! ## Noticing changes
 //!
