@@ -18,7 +18,7 @@
 //! | `Acquire { ttl }` | if no live lease: take it for `ttl`, set the spent mark | [`LeaseResult`] |
 //! | `Publish { expected, .. }` | if the version is `expected`: write the tokens as `expected + 1`, mark cleared | [`PublishResult`] |
 //! | `Release { version, spent }` | if the lease is still ours: drop it; if `!spent` and the version is still `version`: clear the mark | nothing |
-//! | `ClearStore` | write the tombstone as version + 1 (unless it already holds one) | the new record, as [`crate::Input::StoreChanged`] |
+//! | `ClearStore` | write the tombstone as version + 1 (over a tombstone too, so a login under way loses its compare-and-swap) | the new record, as [`crate::Input::StoreChanged`] |
 //!
 //! A driver also feeds [`crate::Input::StoreChanged`] whenever it notices the record changed
 //! (a notification or a periodic read), so a logout or a refresh elsewhere reaches this process

@@ -585,3 +585,30 @@ fn a_grant_read_after_the_deadline_is_given_back_even_before_the_timer_fires() {
     // The request still waits (for the backoff's retry) or failed; it never went out.
     assert!(!sends(&commands).iter().any(|(id, _)| *id == waiting));
 }
+
+/// A store that lost its data reuses versions: the record at this session's version may hold
+/// another process's tokens. The session presents only the record's refresh token, never its
+/// own old one (which a holder may have presented before the loss took its spent mark).
+#[test]
+fn a_reused_version_with_other_tokens_is_adopted_and_only_its_refresh_token_presented() {
+    let mut p = Process::start(with_tokens(1, "at-A", "rt-A", 60));
+    let (_, commands) = p.submit(59_000);
+    let op = acquire_op(&commands);
+    let commands = p.feed(
+        // Expiring too (lifetime 0): the session needs new tokens from it.
+        lease(op, LeaseResult::Granted(with_tokens(1, "at-C", "rt-C", 0))),
+        59_010,
+    );
+    assert!(
+        commands.contains(&Command::Adopted(Generation(2))),
+        "{commands:?}"
+    );
+    let presented: Vec<_> = commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Refresh { refresh_token, .. } => Some(refresh_token.expose_secret()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(presented, vec!["rt-C"], "{commands:?}");
+}

@@ -32,7 +32,7 @@
 //! | [`acquire`](auth_store::shared::SharedStore::acquire) | `SET lease owner NX PX ttl`; if set, `spent = 1`; answers granted or busy with the record from before |
 //! | [`publish`](auth_store::shared::SharedStore::publish) | if `version == expected`: write the tokens as `expected + 1`, `spent = 0`; else the record |
 //! | [`release`](auth_store::shared::SharedStore::release) | if the lease still holds our owner: `DEL` it, and if not spent and the version is unchanged, `spent = 0` |
-//! | [`logout`](auth_store::shared::SharedStore::logout) | unless already a tombstone: `content = logged_out` as `version + 1`, tokens deleted |
+//! | [`logout`](auth_store::shared::SharedStore::logout) | `content = logged_out` as `version + 1` (over a tombstone too), tokens deleted |
 //!
 //! The lease's expiry is Redis's own clock: a holder that crashes, hangs or loses the network
 //! loses the lease `ttl` after the grant, and the session's rules make the takeover safe (the

@@ -73,15 +73,13 @@ end
 return 1
 "#;
 
-/// `logout()`: the tombstone as version + 1 with the mark clear and the tokens deleted, unless
-/// the record already is a tombstone (kept with its version). Answers with the record. A
+/// `logout()`: the tombstone as version + 1 with the mark clear and the tokens deleted, a
+/// tombstone over a tombstone included (a login under way loses its compare-and-swap). Answers
+/// with the record. A
 /// version that is not a canonical decimal `u64` is an error reply (`SEAMLESS_CORRUPT`): the
 /// script never guesses a version.
 pub(crate) const LOGOUT: &str = r#"
 local current = read_record(KEYS[1])
-if current[2] == 'logged_out' then
-  return current
-end
 local v = current[1]
 if not string.match(v, '^%d+$') or #v > 20 or (#v > 1 and string.sub(v, 1, 1) == '0')
     or (#v == 20 and v > '18446744073709551615') then

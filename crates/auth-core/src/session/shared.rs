@@ -138,7 +138,7 @@ impl Session {
         }
         self.release_lease();
         match result {
-            PublishResult::Conflict(observed) if observed.version != self.basis_or_empty() => {
+            PublishResult::Conflict(observed) if !self.is_basis(&observed) => {
                 match observed.content {
                     Stored::LoggedOut => return self.shared_logout(observed.version),
                     Stored::Tokens(tokens) if self.usable_set(&tokens) => {
@@ -167,9 +167,7 @@ impl Session {
         }
         match self.op.map(|op| op.phase) {
             Some(Phase::Leasing | Phase::Running | Phase::Publishing) => {
-                if observed.content == Stored::LoggedOut
-                    && observed.version != self.basis_or_empty()
-                {
+                if observed.content == Stored::LoggedOut && !self.is_basis(&observed) {
                     self.shared_logout(observed.version);
                 }
             }
@@ -186,6 +184,20 @@ impl Session {
 
     fn basis_or_empty(&self) -> StoreVersion {
         self.basis().unwrap_or(StoreVersion::EMPTY)
+    }
+
+    /// Whether `observed` is the record this session's view comes from: the same version and,
+    /// for tokens, the same tokens. Versions alone do not say it: a store that lost its data
+    /// starts again from 0 and reuses them, and a refresh token from before the loss may have
+    /// been presented by a holder whose spent mark was lost with it.
+    fn is_basis(&self, observed: &Observed) -> bool {
+        observed.version == self.basis_or_empty()
+            && match &observed.content {
+                Stored::Tokens(set) => self.tokens.as_ref().is_some_and(|held| {
+                    held.access == set.access_token && held.refresh == set.refresh_token
+                }),
+                Stored::Empty | Stored::LoggedOut => true,
+            }
     }
 
     pub(super) fn store_trouble(&self) -> bool {
@@ -258,7 +270,7 @@ impl Session {
 
     /// The lease is ours: decide from the record what the operation does.
     fn granted(&mut self, current: Operation, observed: Observed) {
-        let basis = self.basis_or_empty();
+        let changed = !self.is_basis(&observed);
         if let Some(shared) = self.shared.as_mut() {
             shared.lease = Some(Lease {
                 op: current.id,
@@ -266,7 +278,6 @@ impl Session {
                 spent: observed.spent,
             });
         }
-        let changed = observed.version != basis;
         let spent = observed.spent && !self.has_bug(Bug::IgnoreSpentMark);
         let mut may_refresh = false;
         match observed.content {
@@ -333,7 +344,7 @@ impl Session {
     /// A record read while not holding the lease. Returns whether the session moved on (a logout
     /// elsewhere, or usable tokens that ended the wait).
     fn observe(&mut self, observed: Observed) -> bool {
-        if observed.version == self.basis_or_empty() {
+        if self.is_basis(&observed) {
             return false;
         }
         match observed.content {

@@ -36,7 +36,7 @@ mod op;
 mod store;
 
 use core::time::Duration;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use op::FleetOp;
 pub use store::StoreOps;
@@ -48,7 +48,7 @@ use crate::input::{Auth, Input, OpId, RequestId, RequestSpec};
 use crate::monitor::{Checked, Monitor, Violation};
 use crate::session::Session;
 use crate::shared::{LeaseResult, Observed, StoreVersion};
-use crate::sim::events::{EventKey, Events};
+use crate::sim::events::Events;
 use crate::sim::server::{Answer, FakeServer};
 use crate::sim::{transcript, ADVANCE_STEPS};
 use crate::time::Instant;
@@ -144,12 +144,6 @@ enum Event {
         incarnation: u32,
         input: Input,
     },
-    /// A process's one timer, armed for `at` from `poll_timeout`.
-    Timer {
-        process: Process,
-        incarnation: u32,
-        at: Instant,
-    },
     /// A process's watch polls the store.
     Read { process: Process, incarnation: u32 },
     /// The lease's ttl ran out (cancelled when it is released first).
@@ -166,8 +160,8 @@ struct Proc {
     incarnation: u32,
     /// The process does not run before this (a pause); events for it wait.
     paused_until: Instant,
-    /// The deadline its one timer is armed for, and the queued event that fires it.
-    armed: Option<(Instant, EventKey)>,
+    /// When its one timer fires (`poll_timeout`, or the end of a pause).
+    armed: Option<Instant>,
     /// A watch read is queued.
     read_pending: bool,
     /// The version its watch saw last.
@@ -188,6 +182,8 @@ pub struct Fleet {
     monitor: FleetMonitor,
     processes: Vec<Proc>,
     events: Events<Event>,
+    /// Every process's armed timer, by when it fires.
+    timers: BTreeSet<(Instant, Process)>,
     now: Instant,
     /// Answers of the next this-many logins or refreshes are lost after the server did the work.
     lose_answers: u32,
@@ -222,6 +218,7 @@ impl Fleet {
             monitor: FleetMonitor::new(),
             processes,
             events: Events::default(),
+            timers: BTreeSet::new(),
             now: Instant::ZERO,
             lose_answers: 0,
             expire_when_started: false,
@@ -286,8 +283,8 @@ impl Fleet {
         }
         proc.incarnation += 1;
         proc.paused_until = now;
-        if let Some((_, key)) = proc.armed.take() {
-            self.events.cancel(key);
+        if let Some(at) = proc.armed.take() {
+            self.timers.remove(&(at, process));
         }
         proc.read_pending = false;
         proc.submitted.clear();
@@ -348,9 +345,24 @@ impl Fleet {
         self.lose_answers = self.lose_answers.saturating_add(count);
     }
 
-    /// Delivers the next answer, fires the next timer or runs the next store event. `false`
+    /// Delivers the next answer, fires the next timer or runs the next store event (an answer
+    /// due at the same instant as a timer comes first, as in [`crate::sim::Sim::step`]). `false`
     /// when nothing is left to happen.
     pub fn step(&mut self) -> bool {
+        let message = self.events.next_at();
+        match (message, self.timers.first().copied()) {
+            (None, None) => false,
+            (Some(at), Some((timer, _))) if at <= timer => self.run_event(),
+            (Some(_), None) => self.run_event(),
+            (_, Some((at, process))) => {
+                self.fire_timer(at, process);
+                true
+            }
+        }
+    }
+
+    /// The next queued event: an answer, a poll, a start, the lease's end.
+    fn run_event(&mut self) -> bool {
         let Some((at, event)) = self.events.pop() else {
             return false;
         };
@@ -358,11 +370,6 @@ impl Fleet {
         let now = self.now;
         let target = match &event {
             Event::Deliver {
-                process,
-                incarnation,
-                ..
-            }
-            | Event::Timer {
                 process,
                 incarnation,
                 ..
@@ -387,34 +394,13 @@ impl Fleet {
             }
             if proc.paused_until > now {
                 let resume = proc.paused_until;
-                let timer = match event {
-                    Event::Timer { at, .. } => Some(at),
-                    _ => None,
-                };
-                let key = self.events.schedule(resume, event);
-                if let Some(proc) = self.processes.get_mut(process) {
-                    if let Some((armed, _)) = proc.armed.filter(|(armed, _)| Some(*armed) == timer)
-                    {
-                        // The armed timer now fires from its new place in the queue.
-                        proc.armed = Some((armed, key));
-                    }
-                }
+                self.events.schedule(resume, event);
                 return true;
             }
         }
         match event {
             Event::Deliver { process, input, .. } => {
                 self.feed(process, input);
-            }
-            Event::Timer { process, at, .. } => {
-                let due = self
-                    .processes
-                    .get_mut(process)
-                    .filter(|proc| proc.armed.is_some_and(|(armed, _)| armed == at))
-                    .map(|proc| proc.armed = None);
-                if due.is_some() {
-                    self.feed(process, Input::Timeout);
-                }
             }
             Event::Read { process, .. } => self.watch_read(process),
             Event::LeaseExpiry => {
@@ -453,7 +439,8 @@ impl Fleet {
         let until = self.now.saturating_add(duration);
         let budget = ADVANCE_STEPS.saturating_mul(self.processes.len().max(1));
         for _ in 0..budget {
-            match self.events.next_at() {
+            let timer = self.timers.first().map(|&(at, _)| at);
+            match [self.events.next_at(), timer].into_iter().flatten().min() {
                 Some(at) if at <= until => {
                     self.step();
                 }
@@ -464,12 +451,18 @@ impl Fleet {
     }
 
     /// Faults stop: the server's queued faults and the lost answers are dropped (an outage or a
-    /// pause under way runs to its end), everything runs until the fleet is quiet, and P8 is
-    /// judged in every running process. Returns `false` if it did not go quiet within
-    /// `max_steps`.
+    /// pause under way runs to its end), the network and the store answer within the operation
+    /// timeout (as [`crate::sim::Sim::settle`]: a network slower than a configured timeout of,
+    /// say, zero fails every operation, a fault that must stop too), everything runs until the
+    /// fleet is quiet, and P8 is judged in every running process. Returns `false` if it did not
+    /// go quiet within `max_steps`.
     pub fn settle(&mut self, max_steps: usize) -> bool {
         self.server.clear_faults();
         self.lose_answers = 0;
+        self.expire_when_started = false;
+        let timeout = self.config.session.operation_timeout;
+        self.config.latency = self.config.latency.min(timeout);
+        self.config.store_latency = self.config.store_latency.min(timeout);
         let settled = self.drive_bounded(max_steps).is_ok();
         for proc in &mut self.processes {
             if let Some(checked) = proc.checked.as_mut() {
@@ -483,7 +476,7 @@ impl Fleet {
     /// Whether nothing is left to happen: no answer in flight, no timer armed, no read or start
     /// queued, no lease left to run out.
     pub fn is_quiet(&self) -> bool {
-        self.events.is_empty()
+        self.events.is_empty() && self.timers.is_empty()
     }
 
     /// How many processes the fleet has.
@@ -713,23 +706,15 @@ impl Fleet {
             return;
         };
         let deadline = proc.checked.as_ref().and_then(|c| c.session.poll_timeout());
-        if deadline == proc.armed.map(|(at, _)| at) {
+        if deadline == proc.armed {
             return;
         }
-        if let Some((_, key)) = proc.armed.take() {
-            self.events.cancel(key);
+        if let Some(at) = proc.armed.take() {
+            self.timers.remove(&(at, process));
         }
         if let Some(at) = deadline {
-            let incarnation = proc.incarnation;
-            let key = self.events.schedule(
-                at,
-                Event::Timer {
-                    process,
-                    incarnation,
-                    at,
-                },
-            );
-            proc.armed = Some((at, key));
+            proc.armed = Some(at);
+            self.timers.insert((at, process));
         }
     }
 
@@ -841,6 +826,24 @@ impl Fleet {
             .get(process)
             .and_then(|proc| proc.submitted.get(&id))
             .is_some_and(|&(_, auth)| auth == Auth::Public)
+    }
+
+    /// `process`'s timer fires: `Timeout` now, or at the end of its pause.
+    fn fire_timer(&mut self, at: Instant, process: Process) {
+        self.timers.remove(&(at, process));
+        self.now = self.now.max(at);
+        let now = self.now;
+        let Some(proc) = self.processes.get_mut(process) else {
+            return;
+        };
+        proc.armed = None;
+        if proc.paused_until > now {
+            let resume = proc.paused_until;
+            proc.armed = Some(resume);
+            self.timers.insert((resume, process));
+            return;
+        }
+        self.feed(process, Input::Timeout);
     }
 
     /// A login or refresh answer: delivered, unless the network is set to lose it.

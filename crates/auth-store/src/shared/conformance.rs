@@ -332,26 +332,37 @@ pub fn logout_writes_one_tombstone<S: SharedStore>(store: &S) {
     assert_eq!(read(store), tombstone(1), "logout must be durable");
     assert_eq!(
         logout(store),
-        tombstone(1),
-        "a repeated logout must keep the tombstone and its version"
+        tombstone(2),
+        "a repeated logout must write a new tombstone (a login under way on the first one must \
+         lose its compare-and-swap)"
     );
     assert!(matches!(
         acquire(store, "a", LONG_TTL),
         Acquired::Granted(_)
     ));
-    publish(store, StoreVersion(1), &sample_snapshot(1));
-    release(store, "a", StoreVersion(1), false);
+    // (The grant above set the mark on the tombstone; only version and content matter here.)
+    assert!(
+        matches!(
+            ok(
+                "publish",
+                store.publish(StoreVersion(1), &sample_snapshot(1))
+            ),
+            Published::Conflict(Record {
+                version: StoreVersion(2),
+                content: RecordContent::LoggedOut,
+                ..
+            })
+        ),
+        "a login granted on the first tombstone must not be written over the second"
+    );
+    publish(store, StoreVersion(2), &sample_snapshot(1));
+    release(store, "a", StoreVersion(2), false);
     assert_eq!(
         logout(store),
-        tombstone(3),
+        tombstone(4),
         "logout over tokens must write the tombstone as the next version, mark cleared"
     );
-    assert_eq!(read(store), tombstone(3), "logout must be durable");
-    assert_eq!(
-        logout(store),
-        tombstone(3),
-        "a repeated logout must keep the version"
-    );
+    assert_eq!(read(store), tombstone(4), "logout must be durable");
 }
 
 /// Logout does not touch the lease: its holder keeps it until it releases.

@@ -18,8 +18,9 @@
 //!   ttl that nobody took yet: an expired lease is nobody's, so a late release changes nothing,
 //!   not even the mark (as in a store that drops a lease at its ttl).
 //! - [`SharedStore::logout`]: write the tombstone as version + 1 with the mark cleared (a
-//!   tombstone holds no token to spend; a store that already holds a tombstone keeps it and its
-//!   version) and answer with the record. Leases are left alone.
+//!   tombstone holds no token to spend) and answer with the record, **every time**, over a
+//!   tombstone too: a login granted on the earlier tombstone then loses its compare-and-swap, so a
+//!   logout reported done is never undone by a login that was under way. Leases are left alone.
 //!
 //! A lease is not re-entrant: while it is live, an acquire by its own owner is `Busy` too.
 //!

@@ -113,11 +113,9 @@ impl<T: Ord + Copy> State<T> {
     }
 
     /// [`super::SharedStore::logout`]: the tombstone as a new version with its mark clear (a
-    /// tombstone holds no token to spend), once; the lease is untouched.
+    /// tombstone holds no token to spend), every time, a tombstone over a tombstone included, so
+    /// a login under way anywhere loses its compare-and-swap; the lease is untouched.
     pub(crate) fn logout(&mut self) -> (Record, Change) {
-        if self.record.content == RecordContent::LoggedOut {
-            return (self.record.clone(), Change::Keep);
-        }
         self.record = Record {
             version: self.record.version.next(),
             content: RecordContent::LoggedOut,
