@@ -59,7 +59,7 @@ pub fn run_all<S: SharedStore>(make: impl Fn() -> S) {
     release_after_the_ttl_does_nothing(&make());
     publish_is_a_compare_and_swap_on_the_version(&make());
     publish_leaves_the_lease_alone(&make());
-    logout_writes_one_tombstone(&make());
+    every_logout_writes_a_new_tombstone(&make());
     logout_leaves_the_lease_alone(&make());
     concurrent_acquires_grant_exactly_one(&make());
     answers_show_no_token(&make());
@@ -316,9 +316,10 @@ pub fn publish_leaves_the_lease_alone<S: SharedStore>(store: &S) {
     );
 }
 
-/// Logout writes the tombstone as a new version with its mark clear, once: a repeated logout
-/// answers with the same record and writes nothing. A login after it publishes over it.
-pub fn logout_writes_one_tombstone<S: SharedStore>(store: &S) {
+/// Logout writes the tombstone as a new version with its mark clear, every time: a repeated
+/// logout writes another, so a login granted on the first loses its compare-and-swap. A login
+/// after the last one publishes over it.
+pub fn every_logout_writes_a_new_tombstone<S: SharedStore>(store: &S) {
     let tombstone = |version| Record {
         version: StoreVersion(version),
         content: RecordContent::LoggedOut,
