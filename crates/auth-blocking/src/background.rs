@@ -20,8 +20,14 @@
 //! agent does, the operation ends by its deadline and the refresh lock is released then, while
 //! a hung call goes on alone and its late answer is dropped.
 //!
+//! A session on a shared store ([`SharedLink`]) has no lock and no persist: each of its store
+//! calls (lease, publish, release, the logout's tombstone) runs on an operation thread of its
+//! own, bounded by the operation deadline like a backend call, and reports its answer to the core
+//! (the store being unavailable when none came in time). A watcher thread
+//! ([`crate::shared::watch`]) reads the record every watch interval.
+//!
 //! Once the core is stopped, the thread lets the operations in flight finish (bounded by their
-//! deadline plus a grace), carries out the persist of their tokens, and ends.
+//! deadline plus a grace), carries out the persist or publish of their tokens, and ends.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -33,13 +39,14 @@ use std::time::Duration;
 use auth_core::{
     Config, LoginFailure, OpId, RefreshFailure, RefreshToken, Session, Snapshot, TokenSet,
 };
-use auth_driver::{Core, Guard, Work};
+use auth_driver::{Core, Guard, SharedLink, StoreAnswer, StoreCall, Work};
 use tracing::{debug, error, info, warn, Dispatch, Span};
 
 use crate::backend::Backend;
 use crate::clock::{wall_now, Clock};
 use crate::park;
 use crate::published::Published;
+use crate::shared::{self, Watched};
 use crate::store::{StoreError, StoreLock, TokenStore};
 
 /// How much longer than `operation_timeout` a stopping driver waits for its operation threads,
@@ -59,6 +66,8 @@ pub(crate) struct Background<B, S> {
     operation_timeout: Duration,
     /// Operation threads that have not finished yet.
     in_flight: Arc<AtomicUsize>,
+    /// A shared session's store, for the watcher thread.
+    watched: Option<Watched>,
     dispatch: Dispatch,
     span: Span,
 }
@@ -67,6 +76,8 @@ pub(crate) struct Background<B, S> {
 struct Shared<B, S> {
     backend: B,
     store: S,
+    /// The shared store, for a shared session (then `store` is unused).
+    link: Option<SharedLink>,
 }
 
 /// What an operation thread reports.
@@ -79,6 +90,9 @@ enum OpDone {
         /// Held until the persist of the tokens this result brings is done.
         lock: Option<StoreLock>,
     },
+    /// A shared store's answer (or the store being unavailable, for a call that did not
+    /// answer in time).
+    Store(StoreAnswer),
     /// Revocations, and operations that ended without a result (a panicking backend, a call
     /// still running at its deadline): the core's operation deadline turns a missing result
     /// into a transient failure.
@@ -99,34 +113,54 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
         core: Arc<Core>,
         backend: B,
         store: S,
+        watched: Option<Watched>,
         clock: Clock,
         published: Arc<Published>,
         operation_timeout: Duration,
         dispatch: Dispatch,
         span: Span,
     ) -> Self {
+        let link = watched.as_ref().map(|watched| watched.link.clone());
         Background {
             core,
-            shared: Arc::new(Shared { backend, store }),
+            shared: Arc::new(Shared {
+                backend,
+                store,
+                link,
+            }),
             clock,
             published,
             operation_timeout,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            watched,
             dispatch,
             span,
         }
     }
 
     /// Runs until the core is stopped and the operations in flight have finished, then closes
-    /// the published events.
-    pub(crate) fn run(self) {
+    /// the published events (and wakes the watcher thread, which then ends).
+    pub(crate) fn run(mut self) {
         let dispatch = self.dispatch.clone();
+        let watcher = self.watched.take().and_then(|watched| {
+            shared::spawn_watcher(
+                Arc::clone(&self.core),
+                watched,
+                self.clock,
+                self.operation_timeout,
+                dispatch.clone(),
+                self.span.clone(),
+            )
+        });
         tracing::dispatcher::with_default(&dispatch, || {
             let _entered = self.span.clone().entered();
             self.drive();
             debug!("session driver stopped");
         });
         self.published.finish();
+        if let Some(watcher) = watcher {
+            watcher.unpark();
+        }
     }
 
     fn drive(&self) {
@@ -186,6 +220,16 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
     /// Carries out one piece of work, in the order the session emitted it. Whether it started
     /// an operation thread.
     fn execute(&self, work: Work) -> bool {
+        let work = match &self.shared.link {
+            Some(link) => match link.call(work, self.clock.now(), wall_now()) {
+                Ok(call) => {
+                    self.store_call(call);
+                    return true;
+                }
+                Err(work) => work,
+            },
+            None => work,
+        };
         match work {
             Work::Login { op } => {
                 info!(op = op.0, "silent login");
@@ -272,6 +316,24 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
         }
     }
 
+    /// Runs a shared store's `call` on an operation thread, bounded by the operation deadline;
+    /// the answer is reported from there (the store being unavailable if none came in time).
+    fn store_call(&self, call: StoreCall) {
+        let deadline = self.operation_deadline();
+        let name = call.name();
+        self.spawn(name, call.op().unwrap_or(OpId(0)), move |_| {
+            let late = call.late();
+            match bounded(name, deadline, move || call.run()) {
+                Bounded::Done(answer) => OpDone::Store(answer),
+                Bounded::Late => {
+                    warn!("the shared store did not answer by the operation deadline");
+                    OpDone::Store(late)
+                }
+                Bounded::Lost => OpDone::Store(late),
+            }
+        });
+    }
+
     /// Runs `operation` on a thread of its own, in this driver's tracing context; what it
     /// returns is reported to the core from that thread.
     fn spawn(
@@ -322,6 +384,7 @@ impl OpDone {
                 let guard = lock.map(|lock| Box::new(lock) as Guard);
                 core.refresh_done(op, result, clock.now(), guard);
             }
+            OpDone::Store(answer) => answer.report(core, clock.now(), wall_now()),
             OpDone::Nothing => {}
         }
     }
@@ -401,7 +464,7 @@ fn refresh<B: Backend, S: TokenStore>(
 }
 
 /// How a backend call bounded by its operation's deadline ended.
-enum Bounded<R> {
+pub(crate) enum Bounded<R> {
     /// It returned in time.
     Done(R),
     /// The deadline came first (or had already passed: then the call was not made). A call
@@ -415,7 +478,7 @@ enum Bounded<R> {
 /// it until `deadline` (`None`: no deadline). So whatever the app's HTTP client does (ureq
 /// without a timeout waits forever for a server that never answers), the operation ends by its
 /// deadline; the thread of a hung call lingers until the client gives up.
-fn bounded<R: Send + 'static>(
+pub(crate) fn bounded<R: Send + 'static>(
     name: &str,
     deadline: Option<std::time::Instant>,
     call: impl FnOnce() -> R + Send + 'static,
@@ -506,6 +569,7 @@ mod tests {
         Arc::new(Shared {
             backend: Counting::default(),
             store: FileStore::new(dir.join("session.json")),
+            link: None,
         })
     }
 

@@ -15,16 +15,22 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use auth_core::{AccessToken, Config, RequestError, RequestSpec, SessionState, Verdict};
-use auth_driver::{Conversation, Core, Ended, LogoutError, Turn};
+use auth_driver::{start_session, Conversation, Core, Ended, LogoutError, SharedLink, Turn};
+use auth_store::shared::SharedStore;
 use tracing::{info, warn, Dispatch};
 use zeroize::Zeroizing;
 
 use crate::backend::Backend;
 use crate::background::{restore_or_new, Background};
-use crate::clock::Clock;
+use crate::clock::{wall_now, Clock};
 use crate::park;
 use crate::published::Published;
+use crate::shared::{read_at_start, Watched};
 use crate::store::{MemoryStore, StoreError, TokenStore};
+
+/// How often a session on a shared store reads the record by default
+/// ([`Builder::watch_interval`]).
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How much longer than the session's `queue_timeout` a caller waits by default: the session
 /// itself answers a waiting request by its queue deadline, so this only covers a driver that
@@ -46,6 +52,9 @@ pub struct SessionHandle {
 pub struct Builder<B, S = MemoryStore> {
     backend: B,
     store: S,
+    /// Set by [`Builder::shared_store`]: the session is shared and `store` is unused.
+    shared: Option<SharedLink>,
+    watch_interval: Duration,
     config: Config,
     wait: Option<Duration>,
 }
@@ -56,7 +65,8 @@ pub struct Builder<B, S = MemoryStore> {
 pub enum CallError {
     /// The session refused or gave up on the request; the [`RequestError`] says what the caller
     /// can do (log in again after `LoggedOut`/`LoginRequired`, retry later after `Timeout`,
-    /// `AuthUnavailable`, `CircuitOpen`, `QueueFull`).
+    /// `AuthUnavailable`, `CircuitOpen`, `QueueFull`, and `StoreUnavailable` for a
+    /// [`Builder::shared_store`] that could not be reached).
     #[error(transparent)]
     Session(#[from] RequestError),
     /// The caller's wait ran out before the session answered; the request was cancelled (it is
@@ -75,7 +85,9 @@ pub enum CallError {
     /// could not be cleared (read-only file system, permissions...), so a restart, or another
     /// process sharing the store, may come back signed in with the stored tokens. Fix the cause
     /// if you can and call `logout` again: it retries the clear. If it keeps failing, tell the
-    /// user that signing out could not be completed on this device.
+    /// user that signing out could not be completed on this device. For a
+    /// [`Builder::shared_store`]: the logout's tombstone was not written by the operation
+    /// deadline; the store's own error is the source of the [`StoreError::Io`].
     #[error("logged out, but the stored session could not be cleared")]
     LogoutNotDurable(#[source] StoreError),
 }
@@ -166,6 +178,8 @@ impl SessionHandle {
         Builder {
             backend,
             store: MemoryStore::new(),
+            shared: None,
+            watch_interval: DEFAULT_WATCH_INTERVAL,
             config: Config::default(),
             wait: None,
         }
@@ -205,7 +219,8 @@ impl SessionHandle {
     /// nothing refreshes or logs in until [`SessionHandle::login`].
     ///
     /// `Ok` means the logout is durable: the store no longer holds the session, so no restart
-    /// brings it back. If the store could not be cleared, this returns
+    /// brings it back (on a [`Builder::shared_store`], the tombstone is written: every process
+    /// sharing the store follows it, within its watch interval). If the store could not be cleared, this returns
     /// [`CallError::LogoutNotDurable`]; the session in memory is logged out either way, and
     /// calling `logout` again retries the clear. Waits for the clear at most the handle's wait
     /// timeout ([`CallError::TimedOut`]: logged out in memory, the clear still under way).
@@ -299,14 +314,44 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
     }
 
     /// Where tokens persist between runs: a [`crate::FileStore`] makes refreshes single flight
-    /// across the processes that share it.
+    /// across the processes that share it. Replaces a [`Builder::shared_store`] set before.
     pub fn store<S2: TokenStore>(self, store: S2) -> Builder<B, S2> {
         Builder {
             backend: self.backend,
             store,
+            shared: None,
+            watch_interval: self.watch_interval,
             config: self.config,
             wait: self.wait,
         }
+    }
+
+    /// Shares the session with every process (and every session of this process) using the
+    /// same `store`: any [`SharedStore`] backend (memory, file on one host, Redis for a fleet).
+    /// Replaces the [`Builder::store`] (last one wins).
+    ///
+    /// Then at most one login or refresh runs at a time across all of them, a refresh token is
+    /// never presented twice, new tokens reach every process (they adopt them instead of
+    /// refreshing), and a logout anywhere ends the session everywhere, restarts included. The
+    /// rules are auth-core's (`Session::shared`); this driver only makes the store calls it
+    /// asks for, each on a thread of its own bounded by `Config::operation_timeout`: a store
+    /// that fails or does not answer in time is unavailable, and requests that need new tokens
+    /// then fail with [`RequestError::StoreUnavailable`] while the others go on. The lease
+    /// owner of each operation is a random id of this session instance plus the operation id.
+    pub fn shared_store<T: SharedStore>(mut self, store: T) -> Self {
+        self.shared = Some(SharedLink::new(store));
+        self
+    }
+
+    /// How often a session on a [`Builder::shared_store`] reads the record to notice what
+    /// other processes did ([`DEFAULT_WATCH_INTERVAL`]: 1 s): a logout elsewhere reaches this
+    /// session within about one interval (its waiting and later requests then fail with
+    /// `LoggedOut`), tokens refreshed elsewhere are adopted without a refresh. Each read is one
+    /// call to the store per session, from a watcher thread. `Duration::ZERO` turns the reads
+    /// off: other processes' changes then arrive only when this session next needs the lease.
+    pub fn watch_interval(mut self, interval: Duration) -> Self {
+        self.watch_interval = interval;
+        self
     }
 
     /// How long a [`Call`] (and `logout`) waits for the session before giving up and
@@ -318,25 +363,50 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
 
     /// Loads the store, restores the stored session (or starts anonymous), and starts the
     /// session's background thread. An unreadable store counts as empty (logged). Fails only
-    /// if the thread cannot be spawned.
+    /// if a thread cannot be spawned.
+    ///
+    /// On a [`Builder::shared_store`]: reads the record (bounded by the operation timeout,
+    /// retried every 100 ms within it while the store cannot be reached) and starts from it:
+    /// `Active` with its tokens, `LoggedOut` after a logout anywhere, `Anonymous` on an empty
+    /// store. A store still unreachable after that starts `Anonymous` without the record, which
+    /// is safe: every login first takes the lease, whose answer carries the real record (a
+    /// logout there is followed, tokens there adopted), and until the store answers, requests
+    /// that need tokens fail with `StoreUnavailable`; nothing is sent with a token it did not
+    /// read.
     ///
     /// The driver's threads, and its state-change logs, go to the `tracing` dispatcher current
     /// here.
     pub fn start(self) -> io::Result<SessionHandle> {
-        let stored = match self.store.load() {
-            Ok(stored) => stored,
-            Err(error) => {
-                warn!(%error, "stored session unreadable; starting without one");
-                None
-            }
-        };
-        let restored = stored.is_some();
         let wait = self
             .wait
             .unwrap_or_else(|| self.config.queue_timeout.saturating_add(WAIT_MARGIN));
         let operation_timeout = self.config.operation_timeout;
         let clock = Clock::start();
-        let session = restore_or_new(self.config, stored, clock.now());
+        let (session, restored, watched) = match self.shared {
+            Some(link) => {
+                let record = read_at_start(&link, operation_timeout);
+                let start = record.as_ref().map(|record| record.version);
+                let session = start_session(self.config, record.as_ref(), clock.now(), wall_now());
+                let watched = Watched {
+                    link,
+                    interval: self.watch_interval,
+                    start,
+                };
+                (session, start.is_some(), Some(watched))
+            }
+            None => {
+                let stored = match self.store.load() {
+                    Ok(stored) => stored,
+                    Err(error) => {
+                        warn!(%error, "stored session unreadable; starting without one");
+                        None
+                    }
+                };
+                let restored = stored.is_some();
+                let session = restore_or_new(self.config, stored, clock.now());
+                (session, restored, None)
+            }
+        };
         let published = Arc::new(Published::new(session.state()));
         let dispatch = tracing::dispatcher::get_default(Dispatch::clone);
         let span = tracing::info_span!("session", restored);
@@ -357,6 +427,7 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
             Arc::clone(&core),
             self.backend,
             self.store,
+            watched,
             clock,
             Arc::clone(&published),
             operation_timeout,

@@ -28,6 +28,17 @@
 //!   versioned snapshot), which also makes refreshes **single flight across processes**: a
 //!   refresh holds the store's lock, re-reads the store first, and uses the tokens another
 //!   process stored instead of spending an already rotated refresh token.
+//! - Or a **shared store** ([`Builder::shared_store`], any
+//!   [`auth_store::shared::SharedStore`]: in memory, a file on one host, Redis for a fleet):
+//!   one session shared by every process using the store, with auth-core's rules for it
+//!   (`Session::shared`): a lease before every login or refresh, a refresh token presented at
+//!   most once across all of them, compare-and-swap writes, tokens refreshed elsewhere adopted,
+//!   and a logout anywhere that ends the session everywhere, restarts included. The driver only
+//!   makes the store calls, each on a thread of its own bounded by the operation timeout, and a
+//!   watcher thread reads the record every [`Builder::watch_interval`] so other processes'
+//!   changes arrive. A store that cannot be reached fails the requests that need new tokens
+//!   with [`auth_core::RequestError::StoreUnavailable`]; the others go on with the tokens held.
+//!   `examples/shared_blocking.rs` runs two sessions on one store.
 //! - [`ureq::ApiClient`] (feature `ureq`, on by default) sends `ureq` requests through the
 //!   session; [`ureq::TokenEndpoint`] talks to an RFC 6749 token endpoint for a backend.
 //! - `tracing`: spans `session` and `operation`; the driver's threads log to the dispatcher that
@@ -112,9 +123,10 @@
 //! out (the request was cancelled), `Transport` when the HTTP client failed (delivered as is,
 //! never retried by the session), or `Stopped` after [`SessionHandle::shutdown`]. A 401 the
 //! session could not fix (retry budget spent, opted out, not replayable) is delivered as a normal
-//! response. [`SessionHandle::logout`] returns `Ok` only once the store is cleared, so no
-//! restart signs the user back in; otherwise [`CallError::LogoutNotDurable`] (logged out in
-//! memory all the same; calling `logout` again retries the clear). See `docs/integration.md`.
+//! response. [`SessionHandle::logout`] returns `Ok` only once the store is cleared (a shared
+//! store: once the logout's tombstone is written), so no restart signs the user back in;
+//! otherwise [`CallError::LogoutNotDurable`] (logged out in memory all the same; calling
+//! `logout` again retries the clear). See `docs/integration.md`.
 #![warn(missing_docs, unreachable_pub)]
 
 mod backend;
@@ -123,13 +135,14 @@ mod clock;
 mod handle;
 mod park;
 mod published;
+mod shared;
 mod store;
 
 #[cfg(feature = "ureq")]
 pub mod ureq;
 
 pub use backend::{Backend, BoxError, LoginError, RefreshError};
-pub use handle::{Attempt, Builder, Call, CallError, Next, SessionHandle};
+pub use handle::{Attempt, Builder, Call, CallError, Next, SessionHandle, DEFAULT_WATCH_INTERVAL};
 pub use store::{FileStore, MemoryStore, StoreError, StoreLock, TokenStore};
 
 /// The session core this driver runs, re-exported so apps need one dependency.
