@@ -1,5 +1,6 @@
 //! kill -9 of the lease holder mid-refresh, with real processes and both shared stores: the
-//! holder presented the refresh token and died before writing the result. Another process takes
+//! holder presented the refresh token, the server rotated it, and the holder died before the
+//! answer came. Another process takes
 //! the lease over once its ttl ran out, finds the token marked spent and logs in instead of
 //! presenting it again: the server never sees a reuse, and every request of the survivor is
 //! answered.
@@ -20,10 +21,11 @@ fn kill_the_lease_holder_mid_refresh(kind: StoreKind) {
     let (mut holder, mut survivor) = two_signed_in(&fleet);
     let admin = fleet.server().admin();
     admin.expire_access_tokens();
-    // The holder's refresh reaches the server and stays there: it is mid-refresh when killed.
-    admin.delay_refreshes(1, Duration::from_secs(60));
+    // The holder's refresh reaches the server, which rotates the token (it is spent now) and
+    // holds the answer back: the holder is mid-refresh when killed.
+    admin.delay_refresh_answers(1, Duration::from_secs(60));
     holder.send(&storm(8, Duration::ZERO)).unwrap();
-    let presented = wait_for(&fleet, "the holder's refresh", |c| c.refresh_calls == 1);
+    let presented = wait_for(&fleet, "the holder's refresh", |c| c.refreshes == 1);
     holder.kill().unwrap();
     let killed_at = Instant::now();
 

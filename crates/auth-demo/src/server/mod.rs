@@ -261,6 +261,13 @@ impl Admin {
         self.push_refresh(n, Fault::Delay(delay));
     }
 
+    /// The next `n` refreshes are carried out at once (the refresh token is rotated, spent) but
+    /// answered only after `delay`: a client that gives up or dies meanwhile leaves a spent
+    /// refresh token behind, which must never be presented again.
+    pub fn delay_refresh_answers(&self, n: usize, delay: Duration) {
+        self.push_refresh(n, Fault::DelayAnswer(delay));
+    }
+
     /// The next `n` refreshes hang (answer only after [`HANG`]).
     pub fn hang_refreshes(&self, n: usize) {
         self.push_refresh(n, Fault::Delay(HANG));

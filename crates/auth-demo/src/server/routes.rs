@@ -42,7 +42,7 @@ async fn login(
 ) -> Response {
     let fault = shared.books().login_faults.pop_front();
     match fault {
-        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::Delay(delay) | Fault::DelayAnswer(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::Fail(status)) => {
             shared.books().counters.login_failures += 1;
             info!(status, "login: injected failure");
@@ -77,11 +77,13 @@ async fn refresh(
         books.counters.refresh_calls += 1;
         books.refresh_faults.pop_front()
     };
+    let mut answer_delay = None;
     match fault {
         Some(Fault::Delay(delay)) => {
             debug!(?delay, "refresh: injected delay");
             tokio::time::sleep(delay).await;
         }
+        Some(Fault::DelayAnswer(delay)) => answer_delay = Some(delay),
         Some(Fault::Fail(status)) => {
             shared.books().counters.refresh_failures += 1;
             info!(status, "refresh: injected failure");
@@ -97,6 +99,16 @@ async fn refresh(
     if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
         return oauth_error(400, "unsupported_grant_type");
     }
+    let response = rotate(&shared, &form);
+    if let Some(delay) = answer_delay {
+        debug!(?delay, "refresh: carried out, answer held back");
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+/// The refresh grant proper: rotates the presented token, or refuses it.
+fn rotate(shared: &Shared, form: &HashMap<String, String>) -> Response {
     let mut books = shared.books();
     let rotated = match form.get("refresh_token") {
         Some(token) => books.rotate(token),
@@ -112,9 +124,7 @@ async fn refresh(
             books.counters.invalid_grant += 1;
             if refusal == RefreshRefusal::Reused {
                 books.counters.reuse_detected += 1;
-                warn!(
-                    "refresh: a rotated refresh token was presented again; its family is revoked"
-                );
+                warn!("refresh: a rotated refresh token was presented again (reuse)");
             } else {
                 info!(?refusal, "refresh: invalid_grant");
             }

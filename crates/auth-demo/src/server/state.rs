@@ -54,6 +54,9 @@ pub struct Counters {
 pub(crate) enum Fault {
     /// Wait, then answer normally (a long wait is a hung endpoint).
     Delay(Duration),
+    /// Carry the request out at once, then wait before answering (a refresh: the token is
+    /// rotated even if the client gives up or dies before the answer).
+    DelayAnswer(Duration),
     /// Answer with this HTTP status and `temporarily_unavailable`.
     Fail(u16),
     /// Refuse the login for good: 400 `access_denied`.
