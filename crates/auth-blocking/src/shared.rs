@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use auth_core::StoreVersion;
 use auth_driver::{no_answer, Core, SharedLink, StartRead, StoreWatch};
 use auth_store::shared::Record;
 use tracing::{error, Dispatch, Span};
@@ -16,12 +15,13 @@ use tracing::{error, Dispatch, Span};
 use crate::background::{bounded, Bounded};
 use crate::clock::{wall_now, Clock};
 
-/// A shared session's store: the link, how often to read it, and the version read at start.
+/// A shared session's store: the link, how often to read it, and the record read at start.
 pub(crate) struct Watched {
     pub(crate) link: SharedLink,
     /// `Duration::ZERO`: no periodic read.
     pub(crate) interval: Duration,
-    pub(crate) start: Option<StoreVersion>,
+    /// The record read at start (`None`: the store could not be read).
+    pub(crate) start: Option<Record>,
 }
 
 /// The shared record at start: retried within `timeout` while the store cannot be reached (each

@@ -92,13 +92,14 @@ enum Answer {
 }
 
 /// The periodic read of the shared record: it feeds [`Core::store_changed`] whenever the
-/// record's version differs from the one read last, so a logout or a refresh in another process
-/// reaches this one within one read interval even when this session needs nothing from the
-/// store. Reads that fail are logged once per outage (the session meets the store's trouble on
-/// its own when it needs the lease).
+/// record differs from the one read last, so a logout or a refresh in another process reaches
+/// this one within one read interval even when this session needs nothing from the store. The
+/// whole record is compared, not only its version: a store that lost its data starts again from
+/// version 0 and reuses versions with other tokens. Reads that fail are logged once per outage
+/// (the session meets the store's trouble on its own when it needs the lease).
 #[derive(Debug, Default)]
 pub struct StoreWatch {
-    last: Option<StoreVersion>,
+    last: Option<Record>,
     failing: bool,
 }
 
@@ -329,17 +330,17 @@ impl fmt::Debug for StoreAnswer {
 }
 
 impl StoreWatch {
-    /// A watch that has read `version` last (the record read at start; `None` when that read
+    /// A watch that has read `record` last (the record read at start; `None` when that read
     /// failed, so the first successful read is fed).
-    pub fn new(version: Option<StoreVersion>) -> Self {
+    pub fn new(record: Option<Record>) -> Self {
         StoreWatch {
-            last: version,
+            last: record,
             failing: false,
         }
     }
 
     /// A read of the record (`Err(`[`no_answer`]`())` when it did not answer in time): fed to
-    /// `core` when its version changed since the last read.
+    /// `core` when it differs from the last one read.
     pub fn saw(
         &mut self,
         read: Result<Record, SharedStoreError>,
@@ -352,10 +353,10 @@ impl StoreWatch {
                 if std::mem::take(&mut self.failing) {
                     info!("the shared store answers again");
                 }
-                if self.last != Some(record.version) {
+                if self.last.as_ref() != Some(&record) {
                     debug!(version = record.version.0, "the shared record changed");
-                    self.last = Some(record.version);
                     core.store_changed(record.observe(wall_now), now);
+                    self.last = Some(record);
                 }
             }
             Err(error) if !self.failing => {

@@ -354,18 +354,28 @@ fn a_store_call_that_did_not_answer_in_time_is_the_store_being_unavailable() {
 }
 
 #[test]
-fn the_watch_feeds_a_changed_record_once_and_follows_a_logout_elsewhere() {
-    let core = shared(Config::default(), tokens_at(4, "4"));
-    let mut watch = StoreWatch::new(Some(StoreVersion(4)));
-    // The same version again (even with other bytes): nothing changed.
-    watch.saw(Ok(record(4, "x")), &core, at(1), wall());
+fn the_watch_feeds_a_changed_record_and_follows_a_logout_elsewhere() {
+    let states = Arc::new(Mutex::new(Vec::new()));
+    let heard = Arc::clone(&states);
+    let session = Session::shared(Config::default(), tokens_at(4, "4"), at(0));
+    let core = Core::new(
+        session,
+        Box::new(move |state| heard.lock().unwrap().push(state)),
+    );
+    let mut watch = StoreWatch::new(Some(record(4, "4")));
+    watch.saw(Ok(record(4, "4")), &core, at(1), wall());
     assert_eq!(first_token(&core, 2), "at-4");
 
     watch.saw(Ok(record(5, "5")), &core, at(3), wall());
     assert_eq!(first_token(&core, 4), "at-5");
 
-    watch.saw(Err(no_answer()), &core, at(5), wall());
-    watch.saw(Err(no_answer()), &core, at(6), wall());
+    // The store lost its data and another process wrote version 5 again, with other tokens:
+    // the version alone would hide the change.
+    watch.saw(Ok(record(5, "x")), &core, at(5), wall());
+    assert_eq!(first_token(&core, 6), "at-x");
+
+    watch.saw(Err(no_answer()), &core, at(7), wall());
+    watch.saw(Err(no_answer()), &core, at(8), wall());
     assert_eq!(
         core.state(),
         SessionState::Active,
@@ -379,10 +389,11 @@ fn the_watch_feeds_a_changed_record_once_and_follows_a_logout_elsewhere() {
             spent: false,
         }),
         &core,
-        at(7),
+        at(9),
         wall(),
     );
     assert_eq!(core.state(), SessionState::LoggedOut);
+    assert_eq!(states.lock().unwrap().as_slice(), [SessionState::LoggedOut]);
 }
 
 // ---- helpers ---------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{OpId, RefreshFailure, RefreshToken, StoreVersion};
+use auth_core::{OpId, RefreshFailure, RefreshToken};
 use auth_driver::{no_answer, Core, Guard, LogoutTicket, SharedLink, StoreCall, StoreWatch, Work};
+use auth_store::shared::Record;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, trace, warn, Instrument};
@@ -52,12 +53,13 @@ struct Shared<B, S> {
     operation_timeout: Duration,
 }
 
-/// A shared session's store: the link, how often to read it, and the version read at start.
+/// A shared session's store: the link, how often to read it, and the record read at start.
 pub(crate) struct Watched {
     pub(crate) link: SharedLink,
     /// `Duration::ZERO`: no periodic read.
     pub(crate) interval: Duration,
-    pub(crate) start: Option<StoreVersion>,
+    /// The record read at start (`None`: the store could not be read).
+    pub(crate) start: Option<Record>,
 }
 
 /// Whether the background task has ended (after [`Core::stop`], once the operations in flight
@@ -83,7 +85,7 @@ pub(crate) fn spawn<B: Backend, S: TokenStore>(
             let task = watch_store(
                 Arc::clone(&core),
                 watched.link.clone(),
-                StoreWatch::new(watched.start),
+                StoreWatch::new(watched.start.clone()),
                 watched.interval,
                 clock,
                 operation_timeout,

@@ -271,14 +271,14 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
         let (session, restored, watched) = match self.shared {
             Some(link) => {
                 let record = read_at_start(&link, operation_timeout).await;
-                let start = record.as_ref().map(|record| record.version);
                 let session = start_session(self.config, record.as_ref(), clock.now(), wall_now());
+                let read = record.is_some();
                 let watched = Watched {
                     link,
                     interval: self.watch_interval,
-                    start,
+                    start: record,
                 };
-                (session, start.is_some(), Some(watched))
+                (session, read, Some(watched))
             }
             None => {
                 let stored = match self.store.load().await {
