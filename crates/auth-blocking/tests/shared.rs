@@ -22,7 +22,9 @@ use auth_blocking::{CallError, SessionHandle};
 use auth_demo::multiprocess::assert_one_refresh;
 use auth_demo::server::{Admin, Counters, ThreadedServer};
 use auth_demo::testing::LogCapture;
-use auth_store::shared::{MemorySharedStore, RecordContent, SharedFileStore, SharedStore};
+use auth_store::shared::{
+    Acquired, LeaseOwner, MemorySharedStore, RecordContent, SharedFileStore, SharedStore,
+};
 
 use common::{backend, demo, server, PATIENCE};
 use outage::Outage;
@@ -420,4 +422,36 @@ fn a_logout_whose_tombstone_cannot_be_written_says_it_is_not_durable() {
         store.inner().read().unwrap().content,
         RecordContent::LoggedOut
     );
+}
+
+#[test]
+fn shutdown_publishes_the_refresh_in_flight_and_gives_the_lease_back() {
+    let world = World::new();
+    let store = MemorySharedStore::new();
+    let session = world.session(fast_config(), store.clone());
+    let api = world.api(&session);
+    assert_eq!(get(&api, &world.url("/api/first")).unwrap(), 200);
+    let before = store.read().unwrap();
+
+    world.admin().delay_refreshes(1, Duration::from_millis(500));
+    world.admin().expire_access_tokens();
+    let waiting = {
+        let api = api.clone();
+        let url = world.url("/api/waiting");
+        thread::spawn(move || get(&api, &url))
+    };
+    wait_until(PATIENCE, || world.counters().refresh_calls == 1);
+    session.shutdown(PATIENCE).unwrap();
+
+    let outcome = waiting.join().unwrap();
+    assert!(matches!(outcome, Err(Error::Stopped)), "{outcome:?}");
+    // The rotated tokens reached the store (unspent: other processes refresh with them)...
+    let after = store.read().unwrap();
+    assert_eq!(after.version, before.version.next());
+    assert!(matches!(after.content, RecordContent::Tokens(_)));
+    assert_ne!(after.content, before.content);
+    assert!(!after.spent);
+    // ...and the lease is free at once, not after its ttl.
+    let probe = store.acquire(&LeaseOwner("probe".into()), Duration::from_secs(1));
+    assert!(matches!(probe, Ok(Acquired::Granted(_))), "{probe:?}");
 }

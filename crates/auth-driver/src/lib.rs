@@ -28,7 +28,8 @@
 //! 1. [`Core::take_work`] until `None`, in order: start `Login`/`Refresh`/`Revoke` on a task or
 //!    thread of their own (they report with [`Core::login_done`]/[`Core::refresh_done`] from
 //!    there); carry out `Persist` and `ClearStore` in place and report with
-//!    [`Core::persisted`]/[`Core::cleared`] before taking the next work.
+//!    [`Core::persisted`]/[`Core::cleared`] before taking the next work. A shared session's
+//!    store work (see below) runs like an operation, on a task or thread of its own.
 //! 2. Arm the one timer for [`Core::next_deadline`]; when it fires, [`Core::handle_timeout`].
 //! 3. Wait on [`Core::poll_background`] (work arrived, or a deadline moved earlier) or the timer.
 //!

@@ -199,7 +199,8 @@ async fn execute<B: Backend, S: TokenStore>(
     );
     if starts && shared.core.is_stopped() {
         // Stopped: nothing new starts; only what was in flight is finished and persisted.
-        return debug!(?work, "stopped; not started");
+        debug!(?work, "stopped; not started");
+        return;
     }
     let work = match &shared.link {
         Some(link) => match link.call(work, shared.clock.now(), wall_now()) {

@@ -18,7 +18,9 @@ use auth_demo::backend::DemoBackend;
 use auth_demo::multiprocess::assert_one_refresh;
 use auth_demo::server::{self, Admin, Counters, ServerConfig, ServerHandle};
 use auth_demo::testing::LogCapture;
-use auth_store::shared::{MemorySharedStore, RecordContent, SharedFileStore, SharedStore};
+use auth_store::shared::{
+    Acquired, LeaseOwner, MemorySharedStore, RecordContent, SharedFileStore, SharedStore,
+};
 use auth_tokio::auth_core::{Config, RequestError, SessionState};
 use auth_tokio::reqwest::ApiClient;
 use auth_tokio::{Error, Scope, SessionHandle};
@@ -447,5 +449,42 @@ fn a_logout_whose_tombstone_cannot_be_written_says_it_is_not_durable() {
             store.inner().read().unwrap().content,
             RecordContent::LoggedOut
         );
+    });
+}
+
+#[test]
+fn shutdown_publishes_the_refresh_in_flight_and_gives_the_lease_back() {
+    e2e(|ctx| async move {
+        let store = MemorySharedStore::new();
+        let session = ctx.session(fast_config(), store.clone()).await;
+        let api = ctx.api(&session);
+        assert_eq!(get(&api, &ctx.url("/api/first")).await.unwrap(), 200);
+        let before = store.read().unwrap();
+
+        ctx.admin().delay_refreshes(1, Duration::from_millis(500));
+        ctx.admin().expire_access_tokens();
+        let waiting = {
+            let api = api.clone();
+            let url = ctx.url("/api/waiting");
+            tokio::spawn(async move { get(&api, &url).await })
+        };
+        let admin = ctx.admin().clone();
+        wait_until(Duration::from_secs(5), || {
+            admin.counters().refresh_calls == 1
+        })
+        .await;
+        session.shutdown(Duration::from_secs(5)).await.unwrap();
+
+        let outcome = waiting.await.unwrap();
+        assert!(matches!(outcome, Err(Error::Stopped)), "{outcome:?}");
+        // The rotated tokens reached the store (unspent: other processes refresh with them)...
+        let after = store.read().unwrap();
+        assert_eq!(after.version, before.version.next());
+        assert!(matches!(after.content, RecordContent::Tokens(_)));
+        assert_ne!(after.content, before.content);
+        assert!(!after.spent);
+        // ...and the lease is free at once, not after its ttl.
+        let probe = store.acquire(&LeaseOwner("probe".into()), Duration::from_secs(1));
+        assert!(matches!(probe, Ok(Acquired::Granted(_))), "{probe:?}");
     });
 }
