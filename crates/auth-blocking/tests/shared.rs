@@ -161,11 +161,12 @@ fn file_store(dir: &Path) -> SharedFileStore {
     SharedFileStore::new(dir.join("session.json"))
 }
 
-/// Two sessions on `store` (clones of one store stand for two processes opening it): a storm
-/// from both makes one login, an expiry then one refresh, and every request is delivered.
-fn one_refresh_for_two_sessions<S: SharedStore + Clone>(world: &World, store: S) {
-    let a = world.session(fast_config(), store.clone());
-    let b = world.session(fast_config(), store.clone());
+/// Two sessions, each on a store that `open` opens (the same session's store, as two processes
+/// would open it): a storm from both makes one login, an expiry then one refresh, and every
+/// request is delivered.
+fn one_refresh_for_two_sessions<S: SharedStore>(world: &World, open: impl Fn() -> S) {
+    let a = world.session(fast_config(), open());
+    let b = world.session(fast_config(), open());
     let (api_a, api_b) = (world.api(&a), world.api(&b));
     assert_all_delivered(&storm(world, &[&api_a, &api_b], "first", 8));
     assert_eq!(world.counters().logins, 1, "one login for both sessions");
@@ -188,14 +189,29 @@ fn one_refresh_for_two_sessions<S: SharedStore + Clone>(world: &World, store: S)
 #[test]
 fn two_sessions_on_a_memory_store_make_one_refresh_through_an_expiry() {
     let world = World::new();
-    one_refresh_for_two_sessions(&world, MemorySharedStore::new());
+    let store = MemorySharedStore::new();
+    one_refresh_for_two_sessions(&world, || store.clone());
 }
 
 #[test]
 fn two_sessions_on_a_file_store_make_one_refresh_through_an_expiry() {
     let world = World::new();
     let dir = tempfile::tempdir().unwrap();
-    one_refresh_for_two_sessions(&world, file_store(dir.path()));
+    one_refresh_for_two_sessions(&world, || file_store(dir.path()));
+}
+
+#[cfg(unix)] // auth-redis's test server runs on Unix
+#[test]
+fn two_sessions_on_a_redis_store_make_one_refresh_through_an_expiry() {
+    use auth_redis::testing::RedisServer;
+    use auth_redis::RedisStore;
+
+    let redis = RedisServer::start().expect("redis-server (.ci/run installs it)");
+    let world = World::new();
+    let url = redis.url();
+    one_refresh_for_two_sessions(&world, || {
+        RedisStore::open(&url, "seamless-blocking-test").unwrap()
+    });
 }
 
 #[test]

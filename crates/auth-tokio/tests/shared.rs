@@ -175,11 +175,12 @@ fn file_store(dir: &Path) -> SharedFileStore {
     SharedFileStore::new(dir.join("session.json"))
 }
 
-/// Two sessions on `store` (clones of one store stand for two processes opening it): a storm
-/// from both makes one login, an expiry then one refresh, and every request is delivered.
-async fn one_refresh_for_two_sessions<S: SharedStore + Clone>(ctx: &Ctx, store: S) {
-    let a = ctx.session(fast_config(), store.clone()).await;
-    let b = ctx.session(fast_config(), store.clone()).await;
+/// Two sessions, each on a store that `open` opens (the same session's store, as two processes
+/// would open it): a storm from both makes one login, an expiry then one refresh, and every
+/// request is delivered.
+async fn one_refresh_for_two_sessions<S: SharedStore>(ctx: &Ctx, open: impl Fn() -> S) {
+    let a = ctx.session(fast_config(), open()).await;
+    let b = ctx.session(fast_config(), open()).await;
     let (api_a, api_b) = (ctx.api(&a), ctx.api(&b));
     assert_all_delivered(&storm(ctx, &[&api_a, &api_b], "first", 20).await);
     assert_eq!(ctx.counters().logins, 1, "one login for both sessions");
@@ -202,7 +203,8 @@ async fn one_refresh_for_two_sessions<S: SharedStore + Clone>(ctx: &Ctx, store: 
 #[test]
 fn two_sessions_on_a_memory_store_make_one_refresh_through_an_expiry() {
     e2e(|ctx| async move {
-        one_refresh_for_two_sessions(&ctx, MemorySharedStore::new()).await;
+        let store = MemorySharedStore::new();
+        one_refresh_for_two_sessions(&ctx, || store.clone()).await;
     });
 }
 
@@ -210,7 +212,21 @@ fn two_sessions_on_a_memory_store_make_one_refresh_through_an_expiry() {
 fn two_sessions_on_a_file_store_make_one_refresh_through_an_expiry() {
     e2e(|ctx| async move {
         let dir = tempfile::tempdir().unwrap();
-        one_refresh_for_two_sessions(&ctx, file_store(dir.path())).await;
+        one_refresh_for_two_sessions(&ctx, || file_store(dir.path())).await;
+    });
+}
+
+#[cfg(unix)] // auth-redis's test server runs on Unix
+#[test]
+fn two_sessions_on_a_redis_store_make_one_refresh_through_an_expiry() {
+    use auth_redis::testing::RedisServer;
+    use auth_redis::RedisStore;
+
+    let redis = RedisServer::start().expect("redis-server (.ci/run installs it)");
+    e2e(|ctx| async move {
+        let url = redis.url();
+        let open = || RedisStore::open(&url, "seamless-tokio-test").unwrap();
+        one_refresh_for_two_sessions(&ctx, open).await;
     });
 }
 
