@@ -53,9 +53,7 @@ impl EchoEndpoint {
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            if let Some(body) = answer(stream) {
-                                lock(&received).push(body);
-                            }
+                            answer(stream, &received);
                         }
                         Err(_) => thread::sleep(Duration::from_millis(5)),
                     }
@@ -173,8 +171,9 @@ pub fn assert_logged(logs: &LogCapture, event: &str, shown: &str) {
     );
 }
 
-/// Reads one request and answers it with the echoing 400; returns the request's body.
-fn answer(stream: TcpStream) -> Option<String> {
+/// Reads one request, records its body and answers it with the echoing 400. The body is
+/// recorded before the answer is written: a client that has its answer may look at once.
+fn answer(stream: TcpStream, received: &Mutex<Vec<String>>) -> Option<()> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
@@ -195,6 +194,7 @@ fn answer(stream: TcpStream) -> Option<String> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
     let body = String::from_utf8(body).ok()?;
+    lock(received).push(body.clone());
     let echoed = body
         .split('&')
         .find_map(|pair| pair.strip_prefix("refresh_token="))
@@ -209,8 +209,7 @@ fn answer(stream: TcpStream) -> Option<String> {
     );
     let mut stream = stream;
     stream.write_all(response.as_bytes()).ok()?;
-    stream.flush().ok()?;
-    Some(body)
+    stream.flush().ok()
 }
 
 /// A panic while the list was locked (in the test's own thread) leaves it whole: take it over.

@@ -111,9 +111,21 @@ pub struct ThreadedServer {
     thread: Option<thread::JoinHandle<()>>,
 }
 
+/// How many connections may wait to be accepted. A fleet opens hundreds at the same instant
+/// (each of its processes one per concurrent request); with the usual 128 the kernel drops the
+/// rest and their clients retry only a second later, which a storm would measure.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// A listener on `127.0.0.1` at an ephemeral port, registered with the current runtime.
+fn listen() -> io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 /// Starts a server on `127.0.0.1` at an ephemeral port, on the current tokio runtime.
 pub async fn spawn(config: ServerConfig) -> io::Result<ServerHandle> {
-    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let listener = listen()?;
     let addr = listener.local_addr()?;
     let shared = Shared::new(config);
     let app = routes::router(shared.clone());
@@ -134,12 +146,15 @@ pub async fn spawn(config: ServerConfig) -> io::Result<ServerHandle> {
 /// Starts a server on `127.0.0.1` at an ephemeral port, on a thread of its own with a
 /// single-threaded tokio runtime: for callers without a runtime (the blocking driver).
 pub fn spawn_in_thread(config: ServerConfig) -> io::Result<ThreadedServer> {
-    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // Registered with the server's runtime, which the thread below runs.
+    let listener = {
+        let _runtime = runtime.enter();
+        listen()?
+    };
+    let addr = listener.local_addr()?;
     let shared = Shared::new(config);
     let app = routes::router(shared.clone());
     let (shutdown, stop) = oneshot::channel::<()>();
@@ -147,13 +162,6 @@ pub fn spawn_in_thread(config: ServerConfig) -> io::Result<ThreadedServer> {
         .name("demo-auth-server".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => listener,
-                    Err(error) => {
-                        tracing::warn!(%error, "demo server could not start");
-                        return;
-                    }
-                };
                 tokio::select! {
                     result = axum::serve(listener, app).into_future() => {
                         if let Err(error) = result {
