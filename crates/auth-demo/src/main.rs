@@ -147,6 +147,10 @@ fn run_fleet(processes: usize, store: StoreKind, requests: u32) -> ExitCode {
         }
     };
     println!("Seamless fleet: {processes} processes share one session through the {store} store\n");
+    if let Err(error) = fleet::catch_interrupts() {
+        // Without the handler Ctrl-C still stops everything but leaves temporary directories.
+        tracing::warn!(%error, "Ctrl-C will not clean up");
+    }
     let options = FleetOptions::new(processes, store, requests, exe);
     let mut progress = |line: &str| println!("{line}");
     let report = match fleet_demo::run(&options, &mut progress) {

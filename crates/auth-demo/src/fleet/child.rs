@@ -139,18 +139,21 @@ async fn storm(api: &ApiClient, tag: &str, server: &str, requests: u32, spread: 
         let offset = spread.mul_f64(f64::from(n) / f64::from(requests.max(1)));
         let api = api.clone();
         let url = format!("{server}/api/fleet/{tag}/{n}");
-        calls.spawn(async move {
-            tokio::time::sleep_until(started + offset).await;
-            let sent = Instant::now();
-            let outcome = match api.get(&url).await {
-                Ok(response) if response.status() == 200 => None,
-                Ok(response) => Some(format!("HTTP {}", response.status().as_u16())),
-                Err(Error::Session(error)) => Some(kind_of_session_error(&error)),
-                Err(Error::Transport(_)) => Some("transport".to_owned()),
-                Err(_) => Some("stopped".to_owned()),
-            };
-            (outcome, sent.elapsed())
-        });
+        calls.spawn(
+            async move {
+                tokio::time::sleep_until(started + offset).await;
+                let sent = Instant::now();
+                let outcome = match api.get(&url).await {
+                    Ok(response) if response.status() == 200 => None,
+                    Ok(response) => Some(format!("HTTP {}", response.status().as_u16())),
+                    Err(Error::Session(error)) => Some(kind_of_session_error(&error)),
+                    Err(Error::Transport(_)) => Some("transport".to_owned()),
+                    Err(_) => Some("stopped".to_owned()),
+                };
+                (outcome, sent.elapsed())
+            }
+            .in_current_span(),
+        );
     }
     let mut tally = Tally::default();
     while let Some(joined) = calls.join_next().await {

@@ -250,7 +250,9 @@ pub fn run(
         "waiting {} s for the access token to expire",
         options.token_lifetime.as_secs()
     ));
-    std::thread::sleep(options.token_lifetime);
+    if !super::interrupt::sleep(options.token_lifetime) {
+        return Err(FleetError::Interrupted);
+    }
 
     progress(&format!(
         "storm, second half: {second} requests per process through the expiry (one refresh for the fleet)"

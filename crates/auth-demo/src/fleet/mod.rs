@@ -16,6 +16,7 @@
 
 mod child;
 pub mod demo;
+mod interrupt;
 mod process;
 pub mod protocol;
 
@@ -28,6 +29,7 @@ use auth_redis::testing::{RedisServer, ServerError};
 use auth_tokio::auth_core::Config;
 
 pub use child::{main as child_main, ChildError};
+pub use interrupt::install as catch_interrupts;
 pub use process::{storm, ChildProcess, CHILD_SUBCOMMAND};
 use protocol::{ChildSpec, StoreSpec};
 
@@ -130,6 +132,10 @@ pub enum FleetError {
         /// What it said last.
         last: String,
     },
+    /// The parent got Ctrl-C or `SIGTERM` ([`catch_interrupts`]): the run stopped early, and
+    /// everything it started is stopped.
+    #[error("interrupted")]
+    Interrupted,
     /// A child answered something else than what the parent waited for.
     #[error("child {tag} answered {got} where {wanted} was expected")]
     Unexpected {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use auth_tokio::auth_core::SessionState;
 
 use super::protocol::{ChildSpec, Order, Reply, Tally};
-use super::FleetError;
+use super::{interrupt, FleetError};
 
 /// The hidden subcommand that makes the binary a fleet child.
 pub const CHILD_SUBCOMMAND: &str = "fleet-child";
@@ -119,9 +119,13 @@ impl ChildProcess {
     pub fn reply(&mut self, limit: Duration) -> Result<Reply, FleetError> {
         let deadline = Instant::now() + limit;
         loop {
+            if interrupt::interrupted() {
+                return Err(FleetError::Interrupted);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = match self.lines.recv_timeout(left) {
+            let line = match self.lines.recv_timeout(left.min(interrupt::POLL)) {
                 Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) if !left.is_zero() => continue,
                 Err(RecvTimeoutError::Timeout) => {
                     return Err(FleetError::Silent {
                         tag: self.tag.clone(),
