@@ -23,7 +23,6 @@
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -305,7 +304,7 @@ impl StoreAnswer {
                     }
                     Err(error) => {
                         warn!(%error, "could not write the logout to the shared store; the logout is not durable");
-                        Err(StoreError::Io(io::Error::other(error)))
+                        Err(StoreError::Shared(error))
                     }
                 };
                 core.cleared(logout, cleared);

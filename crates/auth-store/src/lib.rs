@@ -130,4 +130,8 @@ pub enum StoreError {
     /// path; nothing was read. Remove it; until then the store counts as empty.
     #[error("the token store's path is not a regular file")]
     NotRegularFile,
+    /// A shared store ([`shared::SharedStore`]) failed, e.g. the tombstone of a logout could not
+    /// be written: see the inner error.
+    #[error(transparent)]
+    Shared(#[from] shared::SharedStoreError),
 }
