@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use auth_demo::fleet::{storm, StoreKind};
 use auth_tokio::auth_core::SessionState;
 
-use fleet_support::{child, fleet, storm_ok, two_signed_in, wait_for, LIMIT, OPERATION_TIMEOUT};
+use fleet_support::{
+    assert_no_secret_logged, child, fleet, storm_ok, two_signed_in, wait_for, LIMIT,
+    OPERATION_TIMEOUT,
+};
 
 fn kill_the_lease_holder_mid_refresh(kind: StoreKind) {
     let fleet = fleet(kind);
@@ -68,6 +71,7 @@ fn kill_the_lease_holder_mid_refresh(kind: StoreKind) {
         ),
         (after.logins, after.refresh_calls, 0)
     );
+    assert_no_secret_logged(&fleet);
 }
 
 #[test]

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use auth_demo::fleet::{storm, StoreKind};
 use auth_tokio::auth_core::Config;
 
-use fleet_support::{child_with, config, fleet, storm_ok, wait_for, LIMIT};
+use fleet_support::{
+    assert_no_secret_logged, child_with, config, fleet, storm_ok, wait_for, LIMIT,
+};
 
 /// Longer than the other fault tests', so that "before the lease expired" has seconds of
 /// margin on a loaded machine.
@@ -57,6 +59,7 @@ fn a_hung_holder_gives_the_lease_up(kind: StoreKind) {
         settled_after < lease_ttl,
         "new tokens only {settled_after:?} after the hang: the lease was not given up early"
     );
+    assert_no_secret_logged(&fleet);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use auth_demo::fleet::{storm, ChildProcess, StoreKind};
 use auth_tokio::auth_core::{Config, SessionState};
 
-use fleet_support::{child, child_with, config, fleet, wait_for, LIMIT};
+use fleet_support::{assert_no_secret_logged, child, child_with, config, fleet, wait_for, LIMIT};
 
 /// Every request of a storm fails with `LoggedOut`.
 fn storm_logged_out(child: &mut ChildProcess, requests: u32) {
@@ -69,6 +69,7 @@ fn logout_while_another_refreshes(kind: StoreKind) {
         "a refresh after the logout"
     );
     assert_eq!(after.reuse_detected, 0);
+    assert_no_secret_logged(&fleet);
 }
 
 #[test]

@@ -14,7 +14,8 @@ use std::time::Duration;
 use auth_demo::fleet::{storm, StoreKind};
 
 use fleet_support::{
-    child, fleet, storm_ok, two_signed_in, wait_for, LIMIT, OPERATION_TIMEOUT, QUEUE_TIMEOUT,
+    assert_no_secret_logged, child, fleet, storm_ok, two_signed_in, wait_for, LIMIT,
+    OPERATION_TIMEOUT, QUEUE_TIMEOUT,
 };
 
 #[test]
@@ -49,6 +50,7 @@ fn requests_keep_completing_through_a_redis_restart_mid_storm() {
         "a refresh token whose history Redis lost was presented"
     );
     assert_eq!(after.logins, before.logins + 1, "one login for the fleet");
+    assert_no_secret_logged(&fleet);
 }
 
 #[test]
@@ -88,6 +90,7 @@ fn redis_unreachable_fails_only_the_requests_that_need_new_tokens_and_is_recover
     assert_eq!(after.reuse_detected, 0);
     assert_eq!(after.refresh_calls, before.refresh_calls);
     assert_eq!(after.logins, before.logins + 1);
+    assert_no_secret_logged(&fleet);
 }
 
 #[test]
@@ -130,6 +133,7 @@ fn a_hung_redis_fails_the_requests_that_need_new_tokens_within_their_deadlines()
         1,
         "{after:?}"
     );
+    assert_no_secret_logged(&fleet);
 }
 
 /// The store's versions start again at 0 when Redis loses its data, so a process can meet a
@@ -163,4 +167,5 @@ fn a_refresh_token_presented_before_a_redis_restart_is_never_presented_again() {
         after.reuse_detected, 0,
         "the refresh token presented before the restart was presented again"
     );
+    assert_no_secret_logged(&fleet);
 }

@@ -161,6 +161,8 @@ pub struct Fleet {
     server: ThreadedServer,
     store: StoreHome,
     exe: PathBuf,
+    /// Where the children's logs go once [`Fleet::capture_child_logs`] was called.
+    logs: Option<tempfile::TempDir>,
 }
 
 impl Fleet {
@@ -189,6 +191,7 @@ impl Fleet {
             server,
             store,
             exe: exe.to_owned(),
+            logs: None,
         })
     }
 
@@ -201,7 +204,47 @@ impl Fleet {
             store: self.store_spec(),
             config,
         };
-        ChildProcess::spawn(&self.exe, &spec)
+        let log_file = self
+            .logs
+            .as_ref()
+            .map(|dir| dir.path().join(format!("{tag}.log")));
+        ChildProcess::spawn(&self.exe, &spec, log_file.as_deref())
+    }
+
+    /// Children started from now on log to files of their own, down to `TRACE` for this
+    /// project's crates, instead of to stderr: for tests that check what a fleet logs
+    /// ([`Fleet::child_logs`]).
+    pub fn capture_child_logs(&mut self) -> Result<(), FleetError> {
+        if self.logs.is_none() {
+            let dir = tempfile::Builder::new()
+                .prefix("seamless-fleet-logs-")
+                .tempdir()
+                .map_err(FleetError::TempDir)?;
+            self.logs = Some(dir);
+        }
+        Ok(())
+    }
+
+    /// The captured logs of every child started since [`Fleet::capture_child_logs`], by tag
+    /// (a child still running may not have written its last lines yet).
+    pub fn child_logs(&self) -> Vec<(String, String)> {
+        let Some(dir) = &self.logs else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(dir.path()) else {
+            return Vec::new();
+        };
+        let mut logs: Vec<(String, String)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let path = entry.path();
+                let tag = path.file_stem()?.to_string_lossy().into_owned();
+                let text = std::fs::read(&path).ok()?;
+                Some((tag, String::from_utf8_lossy(&text).into_owned()))
+            })
+            .collect();
+        logs.sort();
+        logs
     }
 
     /// The demo server (its admin knobs and counters).

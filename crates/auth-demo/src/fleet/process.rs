@@ -17,6 +17,14 @@ use super::{interrupt, FleetError};
 /// The hidden subcommand that makes the binary a fleet child.
 pub const CHILD_SUBCOMMAND: &str = "fleet-child";
 
+/// The environment variable of the binary's log filter.
+pub const LOG_ENV: &str = "SEAMLESS_LOG";
+
+/// What a child whose logs are captured logs: everything of this project's crates, down to
+/// `TRACE` (where a leaked secret would most likely be), and the `INFO` of the rest.
+pub const CAPTURED_LOG_LEVELS: &str =
+    "auth_tokio=trace,auth_driver=trace,auth_core=trace,auth_store=trace,auth_redis=trace,auth_http=trace,auth_demo=trace,info";
+
 /// How many of a child's last lines an error shows.
 const SHOWN_LINES: usize = 5;
 
@@ -32,8 +40,13 @@ pub struct ChildProcess {
 
 impl ChildProcess {
     /// Starts `exe fleet-child <spec as JSON>` (`exe` is the `auth-demo` binary: the running one
-    /// for the demo, `CARGO_BIN_EXE_auth-demo` for tests). Its stderr (logs) is the parent's.
-    pub fn spawn(exe: &Path, spec: &ChildSpec) -> Result<ChildProcess, FleetError> {
+    /// for the demo, `CARGO_BIN_EXE_auth-demo` for tests). Its stderr (logs) is the parent's, or
+    /// with `log_file` that file, at [`CAPTURED_LOG_LEVELS`].
+    pub fn spawn(
+        exe: &Path,
+        spec: &ChildSpec,
+        log_file: Option<&Path>,
+    ) -> Result<ChildProcess, FleetError> {
         let spawn_error = |source| FleetError::Spawn {
             tag: spec.tag.clone(),
             source,
@@ -42,13 +55,23 @@ impl ChildProcess {
             tag: spec.tag.clone(),
             source: std::io::Error::other(error),
         })?;
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .args([CHILD_SUBCOMMAND, &json])
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(spawn_error)?;
+            .stdout(Stdio::piped());
+        match log_file {
+            Some(path) => {
+                let file = std::fs::File::create(path).map_err(spawn_error)?;
+                command
+                    .stderr(Stdio::from(file))
+                    .env(LOG_ENV, CAPTURED_LOG_LEVELS);
+            }
+            None => {
+                command.stderr(Stdio::inherit());
+            }
+        }
+        let mut child = command.spawn().map_err(spawn_error)?;
         let (Some(stdout), Some(stdin)) = (child.stdout.take(), child.stdin.take()) else {
             let _ = child.kill();
             let _ = child.wait();

@@ -1,7 +1,8 @@
 //! What the fleet fault tests share: the fleet they run against (the demo server with family
-//! revocation on reuse, so a reuse would cost the fleet its session as in production), the
-//! children's session config (short deadlines, so every wait in these tests is seconds), and
-//! a poll for the server's counters.
+//! revocation on reuse, so a reuse would cost the fleet its session as in production; the
+//! children's logs captured down to `TRACE`), the children's session config (short deadlines,
+//! so every wait in these tests is seconds), a poll for the server's counters, and the check
+//! that no secret reached a child's logs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -24,7 +25,29 @@ pub(crate) const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A fleet on `kind` with the demo server revoking token families on reuse.
 pub(crate) fn fleet(kind: StoreKind) -> Fleet {
     let server = ServerConfig::default().with_family_revocation(true);
-    Fleet::start(kind, server, Path::new(env!("CARGO_BIN_EXE_auth-demo"))).unwrap()
+    let mut fleet = Fleet::start(kind, server, Path::new(env!("CARGO_BIN_EXE_auth-demo"))).unwrap();
+    fleet.capture_child_logs().unwrap();
+    fleet
+}
+
+/// Fails if any code or token the server issued appears in any child's logs, or if a child
+/// logged nothing (then the check would prove nothing).
+pub(crate) fn assert_no_secret_logged(fleet: &Fleet) {
+    let secrets = fleet.server().admin().issued_secrets();
+    assert!(!secrets.is_empty(), "the server issued nothing");
+    let logs = fleet.child_logs();
+    assert!(!logs.is_empty(), "no child logs captured");
+    for (tag, text) in &logs {
+        assert!(text.lines().count() > 0, "{tag} logged nothing");
+        for line in text.lines() {
+            if let Some(secret) = secrets.iter().find(|s| line.contains(s.as_str())) {
+                panic!(
+                    "{tag} logged a secret: {}",
+                    line.replace(secret.as_str(), "<SECRET>")
+                );
+            }
+        }
+    }
 }
 
 /// Short deadlines and backoffs; the breaker's cool-down short enough not to outlast a test.
