@@ -30,7 +30,7 @@ use auth_tokio::auth_core::Config;
 
 pub use child::{main as child_main, ChildError};
 pub use interrupt::install as catch_interrupts;
-pub use process::{storm, ChildProcess, CHILD_SUBCOMMAND};
+pub use process::{storm, ChildProcess, CAPTURED_LOG_LEVELS, CHILD_SUBCOMMAND, LOG_ENV};
 use protocol::{ChildSpec, StoreSpec};
 
 use crate::server::{self, ServerConfig, ThreadedServer};
