@@ -6,13 +6,14 @@
 //! fails; `spawn_bfs` ignores `.symmetry()`, so symmetry forces DFS; `eventually` is judged only
 //! at terminal states, so progress is an `always` property over quiet states instead.
 
-use core::fmt::Write as _;
+use core::fmt::{Debug, Write as _};
+use core::hash::Hash;
 use core::time::Duration;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use stateright::report::{ReportData, ReportDiscovery, Reporter};
-use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Path, Representative as _};
 
 use crate::model::{Action, AuthModel, State};
 
@@ -75,9 +76,10 @@ pub enum Outcome {
     NotReached,
 }
 
-/// One row of the result table.
+/// One row of the result table. Generic over the model's state and action so that every model
+/// of this crate (the session's, the fleet's in [`crate::shared`]) reports alike.
 #[derive(Clone, Debug)]
-pub struct PropertyResult {
+pub struct PropertyResult<S = State, A = Action> {
     /// The property's name.
     pub name: &'static str,
     /// `always` or `sometimes`.
@@ -85,14 +87,14 @@ pub struct PropertyResult {
     /// The verdict.
     pub outcome: Outcome,
     /// The counterexample or example.
-    pub path: Option<Vec<(State, Option<Action>)>>,
+    pub path: Option<Vec<(S, Option<A>)>>,
 }
 
 /// The result of one run.
 #[derive(Clone, Debug)]
-pub struct Report {
+pub struct Report<S = State, A = Action> {
     /// Every property, in the model's order.
-    pub properties: Vec<PropertyResult>,
+    pub properties: Vec<PropertyResult<S, A>>,
     /// Unique states (symmetry classes with symmetry reduction).
     pub unique_states: usize,
     /// States generated, repeats included.
@@ -107,7 +109,7 @@ pub struct Report {
     pub how: String,
 }
 
-impl Report {
+impl<S, A> Report<S, A> {
     /// Whether the search was exhaustive.
     pub fn complete(&self) -> bool {
         self.incomplete.is_none()
@@ -123,7 +125,7 @@ impl Report {
     }
 
     /// The result for `name`.
-    pub fn property(&self, name: &str) -> Option<&PropertyResult> {
+    pub fn property(&self, name: &str) -> Option<&PropertyResult<S, A>> {
         self.properties.iter().find(|p| p.name == name)
     }
 
@@ -180,12 +182,63 @@ impl Report {
     }
 }
 
+/// Whether `report` is what the world called `name` must give: a complete search, every
+/// `always` property holding, and every `sometimes` property reached except the ones listed in
+/// `unreachable` (which must indeed stay unreached, or the list is stale).
+pub fn judge<S, A>(
+    name: &str,
+    unreachable: &[(&str, &str)],
+    report: &Report<S, A>,
+) -> Result<(), String> {
+    if let Some(why) = &report.incomplete {
+        return Err(format!("{name}: incomplete search: {why}"));
+    }
+    for property in &report.properties {
+        let excused = unreachable.iter().any(|(n, _)| *n == property.name);
+        match (property.outcome, excused) {
+            (Outcome::Violated, _) => {
+                return Err(format!("{name}: \"{}\" violated", property.name))
+            }
+            (Outcome::NotReached, false) => {
+                return Err(format!("{name}: \"{}\" not reached", property.name))
+            }
+            (Outcome::Reached, true) => {
+                return Err(format!(
+                    "{name}: \"{}\" is listed as unreachable but was reached",
+                    property.name
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Runs the checker on `model` and waits for it.
 pub fn run(model: AuthModel, settings: &Settings) -> Report {
+    run_model(model, settings, Some(State::representative))
+}
+
+/// A model's symmetry reduction: the representative of a state's symmetry class.
+pub type Representative<M> = fn(&<M as Model>::State) -> <M as Model>::State;
+
+/// Runs the checker on any model of this crate and waits for it: the same completeness rules
+/// and result table for every model. `representative` is the model's symmetry reduction, used
+/// when `settings.symmetry` asks for it (DFS only); `None` for a model without one.
+pub fn run_model<M>(
+    model: M,
+    settings: &Settings,
+    representative: Option<Representative<M>>,
+) -> Report<M::State, M::Action>
+where
+    M: Model + Send + Sync + 'static,
+    M::State: Debug + Hash + Send + Sync + Clone + PartialEq + 'static,
+    M::Action: Debug + Clone + PartialEq + Send + Sync + 'static,
+{
     let symmetry = settings.symmetry && settings.search == Search::Dfs;
     let mut builder = model.checker().threads(settings.threads.max(1));
-    if symmetry {
-        builder = builder.symmetry();
+    if let (true, Some(representative)) = (symmetry, representative) {
+        builder = builder.symmetry_fn(representative);
     }
     if let Some(depth) = settings.max_depth {
         builder = builder.target_max_depth(depth);
@@ -206,7 +259,11 @@ pub fn run(model: AuthModel, settings: &Settings) -> Report {
             Search::Dfs => "DFS",
             Search::Bfs => "BFS",
         },
-        if symmetry { "on" } else { "off" },
+        if symmetry && representative.is_some() {
+            "on"
+        } else {
+            "off"
+        },
         settings.threads.max(1)
     );
     let started = std::time::Instant::now();
@@ -216,9 +273,17 @@ pub fn run(model: AuthModel, settings: &Settings) -> Report {
     }
 }
 
-fn finish<C>(checker: C, settings: &Settings, started: std::time::Instant, how: String) -> Report
+fn finish<M, C>(
+    checker: C,
+    settings: &Settings,
+    started: std::time::Instant,
+    how: String,
+) -> Report<M::State, M::Action>
 where
-    C: Checker<AuthModel> + Send + Sync,
+    M: Model,
+    M::State: Debug + Hash + Clone + PartialEq,
+    M::Action: Debug + Clone + PartialEq,
+    C: Checker<M> + Send + Sync,
 {
     let (checker, elapsed) = if settings.progress {
         let mut progress = Progress::default();
@@ -290,7 +355,7 @@ struct Progress {
     done: Option<Duration>,
 }
 
-impl Reporter<AuthModel> for Progress {
+impl<M: Model> Reporter<M> for Progress {
     fn report_checking(&mut self, data: ReportData) {
         let (since, before) = self.last.unwrap_or((Duration::ZERO, 0));
         let span = data.duration.saturating_sub(since).as_secs_f64();
@@ -317,9 +382,12 @@ impl Reporter<AuthModel> for Progress {
 
     fn report_discoveries(
         &mut self,
-        _model: &AuthModel,
-        _discoveries: BTreeMap<&'static str, ReportDiscovery<AuthModel>>,
-    ) {
+        _model: &M,
+        _discoveries: BTreeMap<&'static str, ReportDiscovery<M>>,
+    ) where
+        M::Action: Debug + PartialEq,
+        M::State: Debug + Hash + PartialEq,
+    {
         // The result table reports them.
     }
 }

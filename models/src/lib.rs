@@ -15,10 +15,14 @@
 //! `cargo run --release -p auth-model -- check` runs it; `explore` serves stateright's Explorer.
 //! See `docs/verification.md` for the world, the properties, the caveats of stateright 0.31
 //! and measured state counts.
+//!
+//! [`shared`] is the fleet model: several shared sessions, one store, one auth server with
+//! reuse detection, checked for P1-P11 (`cargo run --release -p auth-model -- fleet`).
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod check;
 pub mod model;
+pub mod shared;
 pub mod symmetry;
 pub mod trace;
 pub mod world;

@@ -4,13 +4,15 @@
 //! ```text
 //! cargo run --release -p auth-model -- check [--requests N] [--threads T] [--faults F] ...
 //! cargo run --release -p auth-model -- explore --port 3000
+//! cargo run --release -p auth-model -- fleet [--processes P] [--requests N] [--crashes C] ...
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use auth_core::Session;
-use auth_model::check::{Outcome, Search, Settings};
+use auth_model::check::{run_model, Outcome, Search, Settings};
+use auth_model::shared::{FleetBudget, FleetCheck, FleetModel, FleetWorld};
 use auth_model::{AuthModel, Corner, Kind, World};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stateright::Model;
@@ -32,6 +34,10 @@ enum Command {
     Check(CheckArgs),
     /// Serve stateright's Explorer on 127.0.0.1 to step through the machine in a browser.
     Explore(ExploreArgs),
+    /// Explore every interleaving of a fleet of shared sessions (one store, one auth server with
+    /// reuse detection) and check P1-P11 plus the fleet's `sometimes` properties. Exits non-zero
+    /// on a violation, an unreached path or an incomplete search.
+    Fleet(FleetArgs),
 }
 
 #[derive(Args)]
@@ -69,7 +75,8 @@ struct WorldArgs {
     max_queued: Option<usize>,
     /// Plant one of auth-core's deliberate bugs (needs `--features broken-variants`):
     /// no-generation-check, no-operation-id-check, second-refresh-in-flight,
-    /// release-before-persist, retry-without-budget, saturating-send-counter.
+    /// release-before-persist, retry-without-budget, saturating-send-counter (no-lease and
+    /// ignore-spent-mark act only in `fleet`: a local session takes no lease).
     #[arg(long)]
     bug: Option<String>,
     /// Check a corner world of the configuration space instead (the other world flags are
@@ -78,6 +85,65 @@ struct WorldArgs {
     /// unreachable `sometimes` properties, and only those, stay unreached.
     #[arg(long)]
     corner: Option<String>,
+}
+
+/// The fleet world. The defaults are the "takeover" CI world plus a hang, a logout and a store
+/// fault (see docs/verification.md for its size).
+#[derive(Args)]
+struct FleetWorldArgs {
+    /// Processes sharing the session.
+    #[arg(long, default_value_t = 2)]
+    processes: usize,
+    /// Bearer requests, in any process.
+    #[arg(long, default_value_t = 2)]
+    requests: u8,
+    /// Server-side expiries of the access tokens.
+    #[arg(long, default_value_t = 1)]
+    expiries: u8,
+    /// Hung logins, refreshes or store calls (the operation deadline fires first).
+    #[arg(long, default_value_t = 1)]
+    hangs: u8,
+    /// Leases that expire while held.
+    #[arg(long, default_value_t = 1)]
+    lease_expiries: u8,
+    /// Crashes, each with a restart that reads the store.
+    #[arg(long, default_value_t = 1)]
+    crashes: u8,
+    /// Logouts, in any process.
+    #[arg(long, default_value_t = 1)]
+    logouts: u8,
+    /// Explicit logins, in any process.
+    #[arg(long, default_value_t = 0)]
+    logins: u8,
+    /// Store unreachable for a lease request or a publish (before or after it acted).
+    #[arg(long, default_value_t = 1)]
+    store_faults: u8,
+    /// Transient login or refresh failures at the auth server.
+    #[arg(long, default_value_t = 0)]
+    server_faults: u8,
+    /// No `StoreChanged` notifications: processes learn of changes from lease answers only.
+    #[arg(long)]
+    no_notifications: bool,
+    /// Plant the broken store: publish writes without compare-and-swap.
+    #[arg(long)]
+    no_cas: bool,
+    /// Check one of the CI worlds instead (the other world flags are ignored): takeover,
+    /// logout, hung-holder, store-down. `fleet` then passes when the world's unreachable
+    /// `sometimes` properties, and only those, stay unreached.
+    #[arg(long)]
+    world: Option<String>,
+    /// Plant one of auth-core's deliberate bugs in every process (needs `--features
+    /// broken-variants`): no-lease, ignore-spent-mark, or any bug `check --bug` takes.
+    #[arg(long)]
+    bug: Option<String>,
+}
+
+#[derive(Args)]
+struct FleetArgs {
+    #[command(flatten)]
+    world: FleetWorldArgs,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -90,6 +156,16 @@ enum SearchArg {
 struct CheckArgs {
     #[command(flatten)]
     world: WorldArgs,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Where counterexample traces are written.
+    #[arg(long, default_value = "target/auth-model")]
+    trace_dir: PathBuf,
+}
+
+/// How to run the checker: shared by `check` and `fleet`.
+#[derive(Args)]
+struct RunArgs {
     /// Checker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -97,7 +173,7 @@ struct CheckArgs {
     #[arg(long, value_enum, default_value = "dfs")]
     search: SearchArg,
     /// Symmetry reduction over request ids (DFS only; see docs/verification.md for what it
-    /// buys).
+    /// buys). The fleet model has none.
     #[arg(long)]
     symmetry: bool,
     /// Stop at the first counterexample instead of exhausting the space (the run then fails
@@ -113,12 +189,33 @@ struct CheckArgs {
     /// Stop after this many seconds (the run then fails as incomplete).
     #[arg(long)]
     timeout_secs: Option<u64>,
-    /// Where counterexample traces are written.
-    #[arg(long, default_value = "target/auth-model")]
-    trace_dir: PathBuf,
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
+}
+
+impl RunArgs {
+    /// The checker settings; `always` names the model's `always` properties (for
+    /// `--stop-at-first`).
+    fn settings(&self, always: Vec<&'static str>) -> Settings {
+        Settings {
+            threads: self.threads,
+            symmetry: self.symmetry,
+            search: match self.search {
+                SearchArg::Dfs => Search::Dfs,
+                SearchArg::Bfs => Search::Bfs,
+            },
+            max_depth: self.max_depth,
+            max_states: self.max_states,
+            timeout: self.timeout_secs.map(core::time::Duration::from_secs),
+            progress: !self.quiet,
+            stop_at: if self.stop_at_first {
+                always
+            } else {
+                Vec::new()
+            },
+        }
+    }
 }
 
 #[derive(Args)]
@@ -134,6 +231,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check(args) => check(args),
         Command::Explore(args) => explore(args),
+        Command::Fleet(args) => fleet(args),
     }
 }
 
@@ -184,6 +282,8 @@ fn plant(name: &str) -> Result<fn(Session) -> Session, String> {
         "release-before-persist" => |s| s.with_bug(Bug::ReleaseBeforePersist),
         "retry-without-budget" => |s| s.with_bug(Bug::RetryWithoutBudget),
         "saturating-send-counter" => |s| s.with_bug(Bug::SaturatingSendCounter),
+        "no-lease" => |s| s.with_bug(Bug::NoLease),
+        "ignore-spent-mark" => |s| s.with_bug(Bug::IgnoreSpentMark),
         other => return Err(format!("unknown bug {other:?}")),
     };
     Ok(plant)
@@ -202,24 +302,8 @@ fn check(args: CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings = Settings {
-        threads: args.threads,
-        symmetry: args.symmetry,
-        search: match args.search {
-            SearchArg::Dfs => Search::Dfs,
-            SearchArg::Bfs => Search::Bfs,
-        },
-        max_depth: args.max_depth,
-        max_states: args.max_states,
-        timeout: args.timeout_secs.map(core::time::Duration::from_secs),
-        progress: !args.quiet,
-        stop_at: if args.stop_at_first {
-            always_names(&model)
-        } else {
-            Vec::new()
-        },
-    };
-    if args.search.is_bfs() && args.symmetry {
+    let settings = args.run.settings(always_names(&model));
+    if args.run.search.is_bfs() && args.run.symmetry {
         eprintln!("note: stateright's BFS ignores symmetry; running without it");
     }
     let world = &model.world;
@@ -276,6 +360,86 @@ fn check(args: CheckArgs) -> ExitCode {
     }
 }
 
+fn fleet(args: FleetArgs) -> ExitCode {
+    let w = &args.world;
+    let named = match w
+        .world
+        .as_deref()
+        .map(|name| (name, FleetCheck::named(name)))
+    {
+        None => None,
+        Some((_, Some(check))) => Some(check),
+        Some((name, None)) => {
+            eprintln!("error: unknown fleet world {name:?}");
+            return ExitCode::from(2);
+        }
+    };
+    let world = match &named {
+        Some(check) => check.world,
+        None => {
+            let mut world = FleetWorld::new(
+                w.processes,
+                FleetBudget {
+                    requests: w.requests,
+                    expiries: w.expiries,
+                    hangs: w.hangs,
+                    lease_expiries: w.lease_expiries,
+                    crashes: w.crashes,
+                    logouts: w.logouts,
+                    logins: w.logins,
+                    store_faults: w.store_faults,
+                    server_faults: w.server_faults,
+                },
+            );
+            world.notifications = !w.no_notifications;
+            world.compare_and_swap = !w.no_cas;
+            world
+        }
+    };
+    let mut model = FleetModel::new(world);
+    if let Some(name) = &w.bug {
+        match plant(name) {
+            Ok(plant) => model = model.with_plant(plant),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let settings = args.run.settings(always_names(&model));
+    println!("fleet world: {}", model.world.describe());
+    let renderer = model.clone();
+    let report = run_model(model, &settings, None);
+    for property in &report.properties {
+        if let (Outcome::Violated, Some(path)) = (property.outcome, &property.path) {
+            println!(
+                "\ncounterexample for \"{}\":\n{}",
+                property.name,
+                renderer.render(path)
+            );
+        }
+    }
+    println!("\n{}", report.table());
+    let verdict = match &named {
+        Some(check) => {
+            println!("world {}: {}", check.name, check.about);
+            for (name, why) in check.unreachable {
+                println!("  unreachable here: \"{name}\" ({why})");
+            }
+            check.judge(&report)
+        }
+        None if report.passed() => Ok(()),
+        None => Err("FAIL".into()),
+    };
+    match verdict {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            println!("{why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn explore(args: ExploreArgs) -> ExitCode {
     let model = match model(&args.world) {
         Ok(model) => model,
@@ -294,7 +458,7 @@ fn explore(args: ExploreArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn always_names(model: &AuthModel) -> Vec<&'static str> {
+fn always_names<M: Model>(model: &M) -> Vec<&'static str> {
     model
         .properties()
         .into_iter()

@@ -169,11 +169,7 @@ impl Representative for State {
 impl State {
     /// Whether the monitor recorded a violation of `property`.
     pub fn violates(&self, property: Property) -> bool {
-        self.checked
-            .monitor
-            .violations()
-            .iter()
-            .any(|v| v.property() == property)
+        violates(&self.checked, property)
     }
 
     /// Whether the world is quiet: no message in flight and no timer armed, so nothing can
@@ -185,15 +181,7 @@ impl State {
     /// P8: at a quiet state every request is completed and the session has settled (judged by
     /// the Monitor's `check_settled`). Non-quiet states pass.
     pub fn settled_if_quiet(&self) -> bool {
-        if !self.is_quiet() {
-            return true;
-        }
-        let mut monitor = self.checked.monitor.clone();
-        monitor.check_settled(self.checked.session.state());
-        !monitor
-            .violations()
-            .iter()
-            .any(|v| v.property() == Property::P8Progress)
+        !self.is_quiet() || settled(&self.checked)
     }
 
     /// The session's query methods agree with what the monitor saw: as many requests
@@ -225,6 +213,27 @@ impl State {
     fn now(&self) -> Instant {
         self.checked.session.now()
     }
+}
+
+/// Whether `checked`'s monitor recorded a violation of `property` (shared by every model of
+/// this crate, so a property is read the same way everywhere).
+pub fn violates(checked: &Checked, property: Property) -> bool {
+    checked
+        .monitor
+        .violations()
+        .iter()
+        .any(|v| v.property() == property)
+}
+
+/// P8 for one session whose world is quiet: every request completed and the session settled,
+/// as the Monitor's `check_settled` judges it.
+pub fn settled(checked: &Checked) -> bool {
+    let mut monitor = checked.monitor.clone();
+    monitor.check_settled(checked.session.state());
+    !monitor
+        .violations()
+        .iter()
+        .any(|v| v.property() == Property::P8Progress)
 }
 
 /// One action of the environment or the app.
@@ -289,7 +298,7 @@ fn identity(session: Session) -> Session {
 }
 
 /// The number a fake-server token was issued with (`a7` → 7).
-fn number(text: &str) -> u64 {
+pub(crate) fn number(text: &str) -> u64 {
     text.get(1..).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 

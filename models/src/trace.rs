@@ -40,7 +40,7 @@ pub fn describe(action: &Action) -> String {
     }
 }
 
-fn input_text(input: &Input) -> String {
+pub(crate) fn input_text(input: &Input) -> String {
     match input {
         Input::Submit(spec) => format!("Submit({:?}, {:?})", spec.auth, spec.retry),
         Input::LoginResult { op, result } => match result {
@@ -55,7 +55,7 @@ fn input_text(input: &Input) -> String {
     }
 }
 
-fn tokens_text(set: &auth_core::TokenSet) -> String {
+pub(crate) fn tokens_text(set: &auth_core::TokenSet) -> String {
     // The model's tokens are not secrets: show the fake server's names.
     let refresh = set
         .refresh_token
@@ -64,7 +64,7 @@ fn tokens_text(set: &auth_core::TokenSet) -> String {
     format!("{}/{}", set.access_token.expose_secret(), refresh)
 }
 
-fn command_text(command: &Command) -> String {
+pub(crate) fn command_text(command: &Command) -> String {
     match command {
         Command::Send {
             id,

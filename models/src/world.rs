@@ -345,32 +345,6 @@ impl Corner {
     /// property holding, and every `sometimes` property reached except the ones listed as
     /// unreachable (which must indeed stay unreached, or the list is stale).
     pub fn judge(&self, report: &crate::Report) -> Result<(), String> {
-        use crate::check::Outcome;
-
-        if let Some(why) = &report.incomplete {
-            return Err(format!("{}: incomplete search: {why}", self.name));
-        }
-        for property in &report.properties {
-            let excused = self
-                .unreachable
-                .iter()
-                .any(|(name, _)| *name == property.name);
-            match (property.outcome, excused) {
-                (Outcome::Violated, _) => {
-                    return Err(format!("{}: \"{}\" violated", self.name, property.name))
-                }
-                (Outcome::NotReached, false) => {
-                    return Err(format!("{}: \"{}\" not reached", self.name, property.name))
-                }
-                (Outcome::Reached, true) => {
-                    return Err(format!(
-                        "{}: \"{}\" is listed as unreachable but was reached",
-                        self.name, property.name
-                    ))
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+        crate::check::judge(self.name, self.unreachable, report)
     }
 }
