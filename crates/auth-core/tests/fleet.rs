@@ -318,6 +318,27 @@ fn a_failed_refresh_is_retried_as_a_login_by_whoever_takes_the_lease() {
     assert_eq!(fleet.server.reuse_detected, 0);
 }
 
+/// `operation_timeout: 0` means a login or refresh fails unless its answers arrive at the
+/// instant it started (docs/architecture.md): with a store and a network that answer at once, a
+/// shared session logs in like a local one, instead of giving every grant back as late.
+#[test]
+fn a_zero_operation_timeout_succeeds_when_every_answer_is_instant() {
+    let mut fleet = Fleet::new(FleetConfig {
+        processes: 2,
+        session: auth_core::Config {
+            operation_timeout: Duration::ZERO,
+            ..auth_core::Config::default()
+        },
+        latency: Duration::ZERO,
+        store_latency: Duration::ZERO,
+        ..FleetConfig::default()
+    });
+    let ids = fleet.storm(1);
+    settle(&mut fleet);
+    assert!(all_delivered(&fleet, &ids), "{}", fleet.transcript());
+    assert_eq!(fleet.server.logins, 1);
+}
+
 /// DESIGN.md §7 deliverable 6, on paper: 100 processes share one session through 10 expiries,
 /// each process firing a storm of requests at every expiry. One refresh per expiry, no reuse,
 /// every request delivered, every monitor clean. Prints the figures of docs/performance.md.

@@ -34,11 +34,33 @@ const MAX_OPERATION_TIMEOUT: Duration = Duration::from_secs(31);
 /// about 25,000 steps; a fleet that needs far more loops (P8).
 const SETTLE_STEPS: usize = 200_000;
 
-/// A session configuration from the whole range of every field, the operation timeout capped.
+/// The most operation retries drawn without backoff (a zero `backoff_base` or `backoff_max`:
+/// every delay is zero, jitter included). Such a session retries as fast
+/// as the store answers: through an outage (and the store may refuse in no time at all), or
+/// against its own abandoned lease when `operation_timeout` is zero too (an `Acquire` given up at
+/// its zero deadline still holds the lease for its 1 ms ttl, and the simulated clock does not
+/// move while retries at one instant fail), it runs through its whole retry budget at three
+/// steps a retry: the tight loop docs/architecture.md warns of. Every other retry budget is
+/// drawn from the whole range.
+const MAX_RETRIES_WITHOUT_BACKOFF: u32 = 5_000;
+
+/// A session configuration from the whole range of every field, the operation timeout capped
+/// (and the retry budget without backoff).
 fn fleet_session_config() -> impl Strategy<Value = Config> {
-    config().prop_map(|config| Config {
-        operation_timeout: config.operation_timeout.min(MAX_OPERATION_TIMEOUT),
-        ..config
+    config().prop_map(|config| {
+        let no_backoff = config.backoff_base.is_zero() || config.backoff_max.is_zero();
+        let max_operation_retries = if no_backoff {
+            config
+                .max_operation_retries
+                .min(MAX_RETRIES_WITHOUT_BACKOFF)
+        } else {
+            config.max_operation_retries
+        };
+        Config {
+            operation_timeout: config.operation_timeout.min(MAX_OPERATION_TIMEOUT),
+            max_operation_retries,
+            ..config
+        }
     })
 }
 
@@ -153,6 +175,8 @@ proptest! {
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
             "proptest-regressions/fleet_properties.txt",
         ))),
+        // A case that does not settle costs a full settle budget per shrinking step.
+        max_shrink_time: 60_000,
         ..ProptestConfig::default()
     })]
 

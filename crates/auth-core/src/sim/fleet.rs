@@ -801,12 +801,9 @@ impl Fleet {
                 }
             }
             Command::ClearStore => match self.store.logout(now) {
-                Some((observed, written)) => {
-                    // The logout reached the store and its driver reports it done, whether the
-                    // tombstone was written now or found there: from here on P11 applies.
+                Some(observed) => {
                     self.monitor.on_tombstone();
-                    let what = if written { "wrote" } else { "kept" };
-                    self.note(format!("store: p{process} {what} the tombstone"));
+                    self.note(format!("store: p{process} wrote the tombstone"));
                     self.store_changed();
                     self.deliver(process, store_latency, Input::StoreChanged(observed));
                 }

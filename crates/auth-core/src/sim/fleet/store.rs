@@ -53,7 +53,7 @@ pub struct StoreOps {
     pub conflicts: u64,
     /// `Release` calls.
     pub releases: u64,
-    /// Logouts (`ClearStore`) that wrote or kept a tombstone.
+    /// Logouts (`ClearStore`), each writing a tombstone.
     pub logouts: u64,
     /// Operations of any kind that found the store unavailable.
     pub unavailable: u64,
@@ -215,21 +215,18 @@ impl Store {
         Some(lease)
     }
 
-    /// `ClearStore`: the tombstone as version + 1, unless the record holds one already. Answers
-    /// with the record and whether a tombstone was written (`false`: the one found was kept);
-    /// `None` when unreachable. Leases are left alone.
-    pub(super) fn logout(&mut self, now: Instant) -> Option<(Observed, bool)> {
+    /// `ClearStore`: a new tombstone as version + 1, over a tombstone too (so a login under way
+    /// elsewhere loses its compare-and-swap). Answers with the record; `None` when unreachable.
+    /// Leases are left alone.
+    pub(super) fn logout(&mut self, now: Instant) -> Option<Observed> {
         self.ops.logouts += 1;
         if !self.available(now) {
             self.ops.unavailable += 1;
             return None;
         }
-        let write = true;
-        if write {
-            self.version = self.version.next();
-            self.content = Content::LoggedOut;
-            self.spent = false;
-        }
-        Some((self.observe(now), write))
+        self.version = self.version.next();
+        self.content = Content::LoggedOut;
+        self.spent = false;
+        Some(self.observe(now))
     }
 }
