@@ -40,9 +40,9 @@ pub enum ChildError {
     /// The demo server's URL is not a valid API origin.
     #[error("the demo server's URL is not a valid API origin: {0}")]
     Scope(#[from] auth_tokio::ScopeError),
-    /// The shared store could not be opened.
-    #[error("could not open the shared store: {0}")]
-    Store(String),
+    /// The Redis store could not be set up (its text never shows the URL).
+    #[error("could not open the Redis store: {0}")]
+    Redis(#[from] auth_redis::ConfigError),
     /// Stdout is gone: the parent cannot hear the child any more.
     #[error("could not write to the parent: {0}")]
     Stdout(#[source] std::io::Error),
@@ -99,7 +99,7 @@ async fn run(spec: &ChildSpec) -> Result<(), ChildError> {
         say(&reply)?;
     }
     if let Err(error) = session.shutdown(SHUTDOWN_WAIT).await {
-        tracing::warn!(tag = %spec.tag, %error, "the session did not shut down cleanly");
+        tracing::warn!(%error, "the session did not shut down cleanly");
     }
     say(&Reply::Bye(totals))
 }
@@ -129,8 +129,7 @@ async fn start_session(
         }
         StoreSpec::Redis { url, prefix } => {
             let options = auth_redis::Options::default().timeout(call_limit);
-            let store = RedisStore::with_options(url, prefix, options)
-                .map_err(|error| ChildError::Store(error.to_string()))?;
+            let store = RedisStore::with_options(url, prefix, options)?;
             builder.shared_store(store)
         }
     };

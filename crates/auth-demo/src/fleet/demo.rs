@@ -95,9 +95,9 @@ pub struct FleetReport {
     pub logins: u64,
     /// Refresh tokens presented a second time.
     pub reuse_detected: u64,
-    /// The errors by kind.
+    /// The children's tallies together (errors by kind, the slowest request).
     #[serde(skip)]
-    pub failures: Tally,
+    pub tally: Tally,
     /// How long the storm's halves took (from the order to the last answer).
     #[serde(skip)]
     pub halves: [Duration; 2],
@@ -137,11 +137,11 @@ impl FleetReport {
 
     /// The readable summary.
     pub fn summary(&self) -> String {
-        let failures = if self.failures.failures.is_empty() {
+        let failures = if self.tally.failures.is_empty() {
             String::new()
         } else {
             let kinds: Vec<String> = self
-                .failures
+                .tally
                 .failures
                 .iter()
                 .map(|(kind, n)| format!("{kind}: {n}"))
@@ -175,10 +175,7 @@ impl FleetReport {
                     self.halves[1].as_secs_f64()
                 ),
             ),
-            (
-                "slowest request",
-                format!("{} ms", self.failures.slowest_ms),
-            ),
+            ("slowest request", format!("{} ms", self.tally.slowest_ms)),
             ("time", format!("{:.2} s", self.elapsed.as_secs_f64())),
         ];
         let mut out = format!("{:-<64}\n Fleet summary\n", "");
@@ -318,8 +315,64 @@ fn report(
         invalid_grant: after.invalid_grant - before.invalid_grant,
         logins: after.logins - before.logins,
         reuse_detected: after.reuse_detected - before.reuse_detected,
-        failures: totals.clone(),
+        tally: totals.clone(),
         halves,
         elapsed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> FleetReport {
+        FleetReport {
+            processes: 2,
+            store: "redis",
+            requests: 10,
+            ok: 10,
+            errors: 0,
+            refresh_calls: 1,
+            invalid_grant: 0,
+            logins: 1,
+            reuse_detected: 0,
+            tally: Tally::default(),
+            halves: [Duration::ZERO; 2],
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn the_json_line_has_the_fields_of_issue_12_in_order() {
+        assert_eq!(
+            report().json(),
+            r#"{"processes":2,"store":"redis","requests":10,"ok":10,"errors":0,"refresh_calls":1,"invalid_grant":0,"logins":1,"reuse_detected":0}"#
+        );
+        assert!(report().passed());
+    }
+
+    #[test]
+    fn every_missed_expectation_is_named() {
+        let report = FleetReport {
+            ok: 9,
+            errors: 1,
+            refresh_calls: 2,
+            invalid_grant: 1,
+            reuse_detected: 1,
+            ..report()
+        };
+        assert_eq!(
+            report.problems(),
+            [
+                "ok: expected 10, got 9",
+                "errors: expected 0, got 1",
+                "refresh_calls: expected 1, got 2",
+                "invalid_grant: expected 0, got 1",
+                "reuse_detected: expected 0, got 1",
+            ]
+        );
+        assert!(report
+            .summary()
+            .contains("FAILED reuse_detected: expected 0, got 1"));
     }
 }
