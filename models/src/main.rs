@@ -118,9 +118,12 @@ struct FleetWorldArgs {
     /// Store unreachable for a lease request or a publish (before or after it acted).
     #[arg(long, default_value_t = 1)]
     store_faults: u8,
-    /// Transient login or refresh failures at the auth server.
+    /// Transient login or refresh failures at the auth server (before or after it acted).
     #[arg(long, default_value_t = 0)]
     server_faults: u8,
+    /// Pauses: a process frozen until its next timer, then fed an answer before the timer.
+    #[arg(long, default_value_t = 0)]
+    pauses: u8,
     /// No `StoreChanged` notifications: processes learn of changes from lease answers only.
     #[arg(long)]
     no_notifications: bool,
@@ -389,6 +392,7 @@ fn fleet(args: FleetArgs) -> ExitCode {
                     logins: w.logins,
                     store_faults: w.store_faults,
                     server_faults: w.server_faults,
+                    pauses: w.pauses,
                 },
             );
             world.notifications = !w.no_notifications;

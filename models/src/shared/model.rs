@@ -25,7 +25,7 @@ use auth_core::{
 };
 use stateright::Model;
 
-use super::store::{Owner, Server, Store, Tokens};
+use super::store::{Owner, Record, Server, Store, Tokens};
 use super::world::{FleetBudget, FleetWorld};
 use crate::model::{names, number, settled, violates};
 
@@ -77,6 +77,14 @@ pub enum Msg {
         /// The tokens.
         tokens: Tokens,
     },
+    /// The record as the process's watcher read it, on its way to being fed as
+    /// `Input::StoreChanged` (by then the record may have changed again).
+    Changed {
+        /// The process.
+        process: Process,
+        /// What was read.
+        record: Record,
+    },
 }
 
 impl Msg {
@@ -87,14 +95,15 @@ impl Msg {
             | Msg::Login { process, .. }
             | Msg::Refresh { process, .. }
             | Msg::Acquire { process, .. }
-            | Msg::Publish { process, .. } => process,
+            | Msg::Publish { process, .. }
+            | Msg::Changed { process, .. } => process,
         }
     }
 
-    /// Part of a login or refresh operation (everything but an API call): its deadline firing
-    /// while this is unanswered is a hang.
+    /// Part of a login or refresh operation (a login, refresh, lease request or publish): its
+    /// deadline firing while this is unanswered is a hang.
     fn is_operation(&self) -> bool {
-        !matches!(self, Msg::Api { .. })
+        !matches!(self, Msg::Api { .. } | Msg::Changed { .. })
     }
 }
 
@@ -105,8 +114,8 @@ pub struct Proc {
     pub checked: Checked,
     /// How many times the process restarted.
     pub incarnation: u8,
-    /// The newest store version this process read or was told of: a notification
-    /// ([`FleetAction::Notify`]) is due only when the record changed since.
+    /// The newest store version this process read or was told of: its watcher
+    /// ([`FleetAction::Watch`]) reads again only when the record changed since.
     pub seen: u64,
 }
 
@@ -203,6 +212,17 @@ impl FleetState {
             .any(|m| m.process() == process && m.is_operation())
     }
 
+    /// The watcher of `process` reads the record only when it changed since the process last
+    /// saw it, and one read at a time is on its way.
+    fn may_watch(&self, process: Process, notifications: bool) -> bool {
+        notifications
+            && self.store.version != self.procs[process].seen
+            && !self
+                .net
+                .iter()
+                .any(|m| matches!(m, Msg::Changed { process: p, .. } if *p == process))
+    }
+
     fn now(&self, process: Process) -> Instant {
         self.procs[process].checked.session.now()
     }
@@ -226,8 +246,13 @@ pub enum FleetAction {
     /// Fault: the store cannot be reached for a lease request or a publish; with `true` it did
     /// the operation and the answer was lost. The session hears `Unavailable`.
     StoreDown(Msg, bool),
-    /// Fault: the auth server fails a login or refresh transiently, before any rotation.
-    ServerFault(Msg),
+    /// Fault: the auth server answers a login or refresh with a transient failure (a 5xx); with
+    /// `true` it issued or rotated first (the failure came after), so the tokens are lost.
+    ServerFault(Msg, bool),
+    /// Fault: the process was paused (a GC pause, SIGSTOP) until its next timer was due, and
+    /// its driver feeds this message's answer with the time read after the pause, before the
+    /// timer fires.
+    Paused(Msg),
     /// The server expires every access token issued so far.
     Expire,
     /// Fault: the lease expires before its holder gives it back.
@@ -238,8 +263,9 @@ pub enum FleetAction {
     Login(Process),
     /// A process crashes and restarts at once from the record it reads.
     Crash(Process),
-    /// The driver of a process notices the record changed and feeds it.
-    Notify(Process),
+    /// The watcher of a process reads the record, which changed since the process last saw it;
+    /// what it read is fed later ([`Msg::Changed`]).
+    Watch(Process),
     /// Time passes in a process until its next timer (an operation deadline with its request
     /// still unanswered is a hang).
     Fire(Process, Timer),
@@ -345,7 +371,18 @@ impl FleetModel {
             }
             FleetAction::Deliver(msg) => {
                 s.take_msg(msg)?;
-                self.deliver(&mut s, state, msg, log);
+                let now = s.now(msg.process());
+                self.deliver(&mut s, state, msg, now, log);
+            }
+            FleetAction::Paused(msg) => {
+                s.budget.pauses = s.budget.pauses.checked_sub(1)?;
+                s.take_msg(msg)?;
+                let p = msg.process();
+                let (_, due) = s.procs[p].checked.session.next_timer()?;
+                if due <= s.now(p) {
+                    return None;
+                }
+                self.deliver(&mut s, state, msg, due, log);
             }
             FleetAction::StoreDown(msg, applied) => {
                 s.budget.store_faults = s.budget.store_faults.checked_sub(1)?;
@@ -380,18 +417,28 @@ impl FleetModel {
                 let now = s.now(p);
                 self.feed(&mut s, p, input, now, log);
             }
-            FleetAction::ServerFault(msg) => {
+            FleetAction::ServerFault(msg, applied) => {
                 s.budget.server_faults = s.budget.server_faults.checked_sub(1)?;
                 s.take_msg(msg)?;
                 let input = match msg {
-                    Msg::Login { op, .. } => Input::LoginResult {
-                        op,
-                        result: Err(LoginFailure::Transient),
-                    },
-                    Msg::Refresh { op, .. } => Input::RefreshResult {
-                        op,
-                        result: Err(RefreshFailure::Transient),
-                    },
+                    Msg::Login { op, .. } => {
+                        if applied {
+                            s.server.login();
+                        }
+                        Input::LoginResult {
+                            op,
+                            result: Err(LoginFailure::Transient),
+                        }
+                    }
+                    Msg::Refresh { op, token, .. } => {
+                        if applied {
+                            s.server.refresh(token);
+                        }
+                        Input::RefreshResult {
+                            op,
+                            result: Err(RefreshFailure::Transient),
+                        }
+                    }
                     _ => return None,
                 };
                 let p = msg.process();
@@ -431,19 +478,13 @@ impl FleetModel {
                 s.budget.crashes = s.budget.crashes.checked_sub(1)?;
                 self.crash(&mut s, p, log);
             }
-            FleetAction::Notify(p) => {
-                if !self.world.notifications || s.store.version == s.procs[p].seen {
+            FleetAction::Watch(p) => {
+                if !s.may_watch(p, self.world.notifications) {
                     return None;
                 }
                 s.procs[p].seen = s.store.version;
-                let waiting = needs_tokens(&s.procs[p]);
-                let now = s.now(p);
-                let observed = s.store.observed();
-                let out = self.feed(&mut s, p, Input::StoreChanged(observed), now, log);
-                if waiting && adopted_only(&out) {
-                    s.events.insert(FleetEvents::WAITED_AND_ADOPTED);
-                }
-                note_logout_propagated(&mut s, &out);
+                let record = s.store.record();
+                s.insert_msg(Msg::Changed { process: p, record });
             }
             FleetAction::Fire(p, timer) => {
                 let (next, at) = s.procs[p].checked.session.next_timer()?;
@@ -484,10 +525,16 @@ impl FleetModel {
         s
     }
 
-    /// The API, the server or the store acts on `msg` and its answer is fed.
-    fn deliver(&self, s: &mut FleetState, before: &FleetState, msg: Msg, log: &mut FleetLog) {
+    /// The API, the server or the store acts on `msg` and its answer is fed at `now`.
+    fn deliver(
+        &self,
+        s: &mut FleetState,
+        before: &FleetState,
+        msg: Msg,
+        now: Instant,
+        log: &mut FleetLog,
+    ) {
         let p = msg.process();
-        let now = s.now(p);
         match msg {
             Msg::Api {
                 id, attempt, token, ..
@@ -535,6 +582,14 @@ impl FleetModel {
                     s.events.insert(FleetEvents::TAKEOVER_LOGIN);
                 }
                 if busy && waiting && adopted_only(&out) {
+                    s.events.insert(FleetEvents::WAITED_AND_ADOPTED);
+                }
+                note_logout_propagated(s, &out);
+            }
+            Msg::Changed { record, .. } => {
+                let waiting = needs_tokens(&before.procs[p]);
+                let out = self.feed(s, p, Input::StoreChanged(record.observed()), now, log);
+                if waiting && adopted_only(&out) {
                     s.events.insert(FleetEvents::WAITED_AND_ADOPTED);
                 }
                 note_logout_propagated(s, &out);
@@ -589,7 +644,7 @@ impl FleetModel {
         s.net = rest;
         for msg in sent {
             match msg {
-                Msg::Api { .. } => {}
+                Msg::Api { .. } | Msg::Changed { .. } => {}
                 Msg::Login { .. } => {
                     s.server.login();
                 }
@@ -775,8 +830,8 @@ impl Model for FleetModel {
             if b.crashes > 0 {
                 actions.push(FleetAction::Crash(p));
             }
-            if self.world.notifications && s.store.version != proc.seen {
-                actions.push(FleetAction::Notify(p));
+            if s.may_watch(p, self.world.notifications) {
+                actions.push(FleetAction::Watch(p));
             }
             if let Some((timer, _)) = proc.checked.session.next_timer() {
                 if timer != Timer::OperationDeadline || b.hangs > 0 || !s.has_operation_msg(p) {
@@ -791,13 +846,17 @@ impl Model for FleetModel {
             }
             previous = Some(msg);
             actions.push(FleetAction::Deliver(*msg));
+            if b.pauses > 0 {
+                actions.push(FleetAction::Paused(*msg));
+            }
             match msg {
                 Msg::Acquire { .. } | Msg::Publish { .. } if b.store_faults > 0 => {
                     actions.push(FleetAction::StoreDown(*msg, false));
                     actions.push(FleetAction::StoreDown(*msg, true));
                 }
                 Msg::Login { .. } | Msg::Refresh { .. } if b.server_faults > 0 => {
-                    actions.push(FleetAction::ServerFault(*msg));
+                    actions.push(FleetAction::ServerFault(*msg, false));
+                    actions.push(FleetAction::ServerFault(*msg, true));
                 }
                 _ => {}
             }

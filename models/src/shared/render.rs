@@ -28,8 +28,18 @@ pub fn describe(action: &FleetAction) -> String {
             msg.process(),
             msg_text(msg)
         ),
-        FleetAction::ServerFault(msg) => format!(
+        FleetAction::ServerFault(msg, false) => format!(
             "p{}: {} fails transiently at the server [fault]",
+            msg.process(),
+            msg_text(msg)
+        ),
+        FleetAction::ServerFault(msg, true) => format!(
+            "p{}: {} done by the server, then a transient failure [fault]",
+            msg.process(),
+            msg_text(msg)
+        ),
+        FleetAction::Paused(msg) => format!(
+            "p{}: {} answered after a pause until its next timer [fault]",
             msg.process(),
             msg_text(msg)
         ),
@@ -40,7 +50,7 @@ pub fn describe(action: &FleetAction) -> String {
         FleetAction::Logout(p) => format!("p{p}: user logs out"),
         FleetAction::Login(p) => format!("p{p}: app asks for a login"),
         FleetAction::Crash(p) => format!("p{p}: crashes and restarts from the store [fault]"),
-        FleetAction::Notify(p) => format!("p{p}: driver notices the record changed"),
+        FleetAction::Watch(p) => format!("p{p}: watcher reads the changed record"),
         FleetAction::Fire(p, timer) => format!("p{p}: time passes: {timer:?} fires"),
     }
 }
@@ -62,6 +72,12 @@ fn msg_text(msg: &Msg) -> String {
             "publish op {} of {} on v{expected}",
             op.0,
             content_text(Content::Tokens(*tokens))
+        ),
+        Msg::Changed { record, .. } => format!(
+            "record v{} {}{} read by the watcher",
+            record.version,
+            content_text(record.content),
+            if record.spent { ", spent" } else { "" }
         ),
     }
 }

@@ -34,7 +34,7 @@ impl Tokens {
 }
 
 /// What the shared record holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Content {
     /// Nothing yet.
     Empty,
@@ -42,6 +42,32 @@ pub enum Content {
     Tokens(Tokens),
     /// The tombstone of a logout.
     LoggedOut,
+}
+
+/// The record as read at one moment (a watcher's read, fed later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Record {
+    /// Its version.
+    pub version: u64,
+    /// Its content.
+    pub content: Content,
+    /// Its spent mark.
+    pub spent: bool,
+}
+
+impl Record {
+    /// The record as the session is fed it.
+    pub fn observed(self) -> Observed {
+        Observed {
+            version: StoreVersion(self.version),
+            content: match self.content {
+                Content::Empty => Stored::Empty,
+                Content::Tokens(tokens) => Stored::Tokens(tokens.set()),
+                Content::LoggedOut => Stored::LoggedOut,
+            },
+            spent: self.spent,
+        }
+    }
 }
 
 /// Who holds the lease. A restarted process is a new owner (its operation ids start again),
@@ -87,17 +113,18 @@ impl Store {
         }
     }
 
-    /// The record as a driver reads it.
-    pub fn observed(&self) -> Observed {
-        Observed {
-            version: StoreVersion(self.version),
-            content: match self.content {
-                Content::Empty => Stored::Empty,
-                Content::Tokens(tokens) => Stored::Tokens(tokens.set()),
-                Content::LoggedOut => Stored::LoggedOut,
-            },
+    /// The record as it is now.
+    pub fn record(&self) -> Record {
+        Record {
+            version: self.version,
+            content: self.content,
             spent: self.spent,
         }
+    }
+
+    /// The record as a driver reads it.
+    pub fn observed(&self) -> Observed {
+        self.record().observed()
     }
 
     /// `Acquire`: if no lease is live, `owner` takes it and the mark is set in the same step;

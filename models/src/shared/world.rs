@@ -31,8 +31,12 @@ pub struct FleetBudget {
     /// The store unreachable: a lease request or a publish answered `Unavailable`, either
     /// before the store did anything or after it did (the answer was lost).
     pub store_faults: u8,
-    /// A login or refresh that fails transiently at the auth server (a 5xx before any rotation).
+    /// A login or refresh that fails transiently at the auth server (a 5xx), before or after
+    /// it issued or rotated.
     pub server_faults: u8,
+    /// Pauses: a process frozen until its next timer is due, whose driver then feeds an answer
+    /// with the time read after the pause, before the timer fires.
+    pub pauses: u8,
 }
 
 /// The world of the fleet model.
@@ -89,7 +93,8 @@ impl FleetWorld {
         let b = self.budget;
         format!(
             "{} processes, {} requests, {} expiries, {} hangs, {} lease expiries, {} crashes, \
-             {} logouts, {} logins, {} store faults, {} server faults, notifications {}, {}",
+             {} logouts, {} logins, {} store faults, {} server faults, {} pauses, notifications \
+             {}, {}",
             self.processes,
             b.requests,
             b.expiries,
@@ -100,6 +105,7 @@ impl FleetWorld {
             b.logins,
             b.store_faults,
             b.server_faults,
+            b.pauses,
             if self.notifications { "on" } else { "off" },
             if self.compare_and_swap {
                 "compare-and-swap store"
@@ -126,12 +132,20 @@ pub struct FleetCheck {
 }
 
 impl FleetCheck {
-    /// The CI worlds: two processes, two bearer requests, and a few faults each.
+    /// The CI worlds: two processes, two bearer requests, and a few faults each. Watchers
+    /// (`notifications`) are on where they add a path (logout reaching a process that holds
+    /// tokens, stale reads racing lease answers) and off elsewhere, where lease answers carry
+    /// the same records: each costs 2-5x the states.
     pub fn all() -> Vec<FleetCheck> {
         use super::model::fleet_names as n;
         const NO_LOGOUT: (&str, &str) = (n::LOGOUT, "no logout");
         const NO_RESTART: (&str, &str) = (n::RESTART, "no logout");
         const NO_EXPIRY: (&str, &str) = (n::TAKEOVER, "no lease expires");
+        const NO_CONFLICT: (&str, &str) = (
+            n::CONFLICT,
+            "two publishes on one version need a lease that passed on while its holder ran \
+             (an expiry) or a hang",
+        );
 
         let none = FleetBudget {
             requests: 2,
@@ -143,35 +157,53 @@ impl FleetCheck {
             logins: 0,
             store_faults: 0,
             server_faults: 0,
+            pauses: 0,
+        };
+        let world = |budget: FleetBudget, notifications: bool| FleetWorld {
+            notifications,
+            ..FleetWorld::new(2, budget)
         };
         vec![
             FleetCheck {
                 name: "takeover",
                 about: "a refresh through an expiry; a lease that expires under its holder, a \
                         crash mid-operation: the next holder finds the mark and logs in",
-                world: FleetWorld::new(
-                    2,
+                world: world(
                     FleetBudget {
                         expiries: 1,
                         lease_expiries: 1,
                         crashes: 1,
                         ..none
                     },
+                    false,
                 ),
                 unreachable: &[NO_LOGOUT, NO_RESTART],
             },
             FleetCheck {
                 name: "logout",
-                about: "a logout in one process while the other logs in or waits, a crash \
-                        (restart on the tombstone), an explicit login afterwards",
-                world: FleetWorld::new(
-                    2,
+                about: "a logout in one process while the other logs in, waits or holds tokens \
+                        (its watcher reads the tombstone), a crash (restart on the tombstone)",
+                world: world(
+                    FleetBudget {
+                        crashes: 1,
+                        logouts: 1,
+                        ..none
+                    },
+                    true,
+                ),
+                unreachable: &[NO_EXPIRY],
+            },
+            FleetCheck {
+                name: "login-after-logout",
+                about: "a logout, a crash and an explicit login in any process, in any order",
+                world: world(
                     FleetBudget {
                         crashes: 1,
                         logouts: 1,
                         logins: 1,
                         ..none
                     },
+                    false,
                 ),
                 unreachable: &[NO_EXPIRY],
             },
@@ -179,38 +211,59 @@ impl FleetCheck {
                 name: "hung-holder",
                 about: "a refresh through an expiry whose login, refresh, lease request or \
                         publish hangs past its operation deadline (the late answer still comes)",
-                world: FleetWorld::new(
-                    2,
+                world: world(
                     FleetBudget {
                         expiries: 1,
                         hangs: 1,
                         ..none
                     },
+                    false,
                 ),
                 unreachable: &[NO_EXPIRY, NO_LOGOUT, NO_RESTART],
             },
             FleetCheck {
                 name: "store-down",
                 about: "a refresh through an expiry; the store unreachable for one lease \
-                        request or publish, before or after it acted",
-                world: FleetWorld::new(
-                    2,
+                        request or publish, before or after it acted; watchers whose reads are \
+                        fed late",
+                world: world(
                     FleetBudget {
                         expiries: 1,
                         store_faults: 1,
                         ..none
                     },
+                    true,
                 ),
-                unreachable: &[
-                    NO_EXPIRY,
-                    NO_LOGOUT,
-                    NO_RESTART,
-                    (
-                        n::CONFLICT,
-                        "two publishes on one version need a lease that passed on while its \
-                         holder ran (an expiry)",
-                    ),
-                ],
+                unreachable: &[NO_EXPIRY, NO_LOGOUT, NO_RESTART, NO_CONFLICT],
+            },
+            FleetCheck {
+                name: "paused",
+                about: "a refresh through an expiry; a process paused until its next deadline \
+                        is fed an answer before its timer fires, while a lease may expire",
+                world: world(
+                    FleetBudget {
+                        expiries: 1,
+                        lease_expiries: 1,
+                        pauses: 1,
+                        ..none
+                    },
+                    false,
+                ),
+                unreachable: &[NO_LOGOUT, NO_RESTART],
+            },
+            FleetCheck {
+                name: "server-5xx",
+                about: "a refresh through an expiry; the auth server fails one login or refresh \
+                        transiently, before or after it issued or rotated",
+                world: world(
+                    FleetBudget {
+                        expiries: 1,
+                        server_faults: 1,
+                        ..none
+                    },
+                    false,
+                ),
+                unreachable: &[NO_EXPIRY, NO_LOGOUT, NO_RESTART, NO_CONFLICT],
             },
         ]
     }
