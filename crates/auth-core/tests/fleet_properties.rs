@@ -30,26 +30,30 @@ use strategies::{config, fault, spec};
 /// every shorter edge (0, 1 ms, the interesting delays up to 31 s) is drawn.
 const MAX_OPERATION_TIMEOUT: Duration = Duration::from_secs(31);
 
-/// Step budget of the final settle: 4 processes polling a crashed holder's lease for 62 s need
-/// about 25,000 steps; a fleet that needs far more loops (P8).
-const SETTLE_STEPS: usize = 200_000;
+/// Step budget of the final settle. Waiting is polling: every waiting process asks for the lease
+/// every 20 ms while the holder's login or refresh takes its latency (up to 5 s here), so a world
+/// whose tokens are useless at once (a zero lifetime) and whose requests may be sent 256 times
+/// needs about a million steps (one such case in 10,000); a fleet that needs more loops (P8).
+/// Only a failing case runs it in full.
+const SETTLE_STEPS: usize = 2_000_000;
 
-/// The most operation retries drawn without backoff (a zero `backoff_base` or `backoff_max`:
-/// every delay is zero, jitter included). Such a session retries as fast
-/// as the store answers: through an outage (and the store may refuse in no time at all), or
-/// against its own abandoned lease when `operation_timeout` is zero too (an `Acquire` given up at
-/// its zero deadline still holds the lease for its 1 ms ttl, and the simulated clock does not
-/// move while retries at one instant fail), it runs through its whole retry budget at three
-/// steps a retry: the tight loop docs/architecture.md warns of. Every other retry budget is
-/// drawn from the whole range.
+/// The most operation retries drawn when retries come less than a second apart (a zero
+/// `backoff_base`, or a `backoff_max` under a second). Such a session retries as fast as the
+/// store answers, and a store that is down may refuse at once: through an hour-long outage that
+/// is millions of retries at three steps each (the tight loop docs/architecture.md warns of),
+/// and with a zero `operation_timeout` too, an `Acquire` given up at its zero deadline holds the
+/// lease for its 1 ms ttl while retries at that one instant fail, without the simulated clock
+/// ever moving. Retry budgets of sessions that back off at least a second are drawn from the
+/// whole range.
 const MAX_RETRIES_WITHOUT_BACKOFF: u32 = 5_000;
 
 /// A session configuration from the whole range of every field, the operation timeout capped
-/// (and the retry budget without backoff).
+/// (and the retry budget of sessions that retry fast).
 fn fleet_session_config() -> impl Strategy<Value = Config> {
     config().prop_map(|config| {
-        let no_backoff = config.backoff_base.is_zero() || config.backoff_max.is_zero();
-        let max_operation_retries = if no_backoff {
+        let fast_retries =
+            config.backoff_base.is_zero() || config.backoff_max < Duration::from_secs(1);
+        let max_operation_retries = if fast_retries {
             config
                 .max_operation_retries
                 .min(MAX_RETRIES_WITHOUT_BACKOFF)
@@ -186,5 +190,56 @@ proptest! {
         ops in proptest::collection::vec(fleet_op(), 0..60),
     ) {
         fleet_holds(config, &ops)?;
+    }
+}
+
+/// The property is not vacuous: run on the broken variants, the same search (same strategies,
+/// a fixed seed) finds the fleet property each one breaks.
+#[cfg(feature = "broken-variants")]
+mod broken_variants {
+    use auth_core::broken::Bug;
+    use auth_core::Session;
+    use proptest::test_runner::{RngAlgorithm, TestError, TestRng, TestRunner};
+
+    use super::*;
+
+    /// The failure the search finds with `hook` planted in every session, if any.
+    fn search(hook: fn(Session) -> Session) -> Option<String> {
+        let config = ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            // The first failure is enough; its message names the property.
+            max_shrink_iters: 0,
+            ..ProptestConfig::default()
+        };
+        let rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
+        let mut runner = TestRunner::new_with_rng(config, rng);
+        let strategy = (fleet_config(), proptest::collection::vec(fleet_op(), 0..60));
+        match runner.run(&strategy, |(config, ops)| {
+            let config = FleetConfig {
+                session_hook: Some(hook),
+                ..config
+            };
+            fleet_holds(config, &ops)
+        }) {
+            Err(TestError::Fail(reason, _)) => Some(reason.to_string()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_search_catches_no_lease() {
+        let failure = search(|s| s.with_bug(Bug::NoLease)).expect("NoLease not caught");
+        assert!(
+            failure.contains("fleet: P9") || failure.contains("fleet: P10"),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn the_search_catches_ignoring_the_spent_mark() {
+        let failure =
+            search(|s| s.with_bug(Bug::IgnoreSpentMark)).expect("IgnoreSpentMark not caught");
+        assert!(failure.contains("fleet: P9"), "{failure}");
     }
 }
