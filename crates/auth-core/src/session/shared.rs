@@ -87,7 +87,9 @@ impl Session {
         // An answer read after the operation's deadline (a process paused past it) is late
         // whatever order the driver feeds it in: the operation is given up first, so a grant
         // is given back instead of starting a login or refresh after the lease may have passed.
-        if self.op.is_some_and(|current| current.deadline <= self.now) {
+        // Read at the deadline instant is still in time (with a zero `operation_timeout`, an
+        // instant answer must work): the lease lasts at least twice that from the ask.
+        if self.op.is_some_and(|current| current.deadline < self.now) {
             self.handle_timeout(now);
         }
         let Some(current) = self
