@@ -28,7 +28,7 @@ shift
 
 fuzz_dir=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$fuzz_dir/.." && pwd)
-all_targets=(session token_response www_authenticate snapshot trace)
+all_targets=(session token_response www_authenticate snapshot trace fleet)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
 for target in "${targets[@]}"; do

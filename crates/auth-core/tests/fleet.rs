@@ -473,14 +473,14 @@ mod broken_variants {
         fleet.submit(0, RequestSpec::bearer());
         fleet.advance(Duration::from_millis(5));
         fleet.submit(1, RequestSpec::bearer());
-        fleet.drive();
+        // Bounded: the broken variant may present the spent token again and again.
+        fleet.advance(Duration::from_secs(30));
         assert_eq!(
             caught(&fleet),
             [FleetProperty::P9NoReuse],
             "{}",
             fleet.transcript()
         );
-        // p1 presents it after p0's lost exchange; p0's own retry presents it once more.
-        assert_eq!(fleet.server.reuse_detected, 2);
+        assert!(fleet.server.reuse_detected > 0);
     }
 }

@@ -16,56 +16,18 @@ mod strategies;
 
 use core::time::Duration;
 
-use auth_core::sim::fleet::{Fleet, FleetConfig, FleetOp};
+use auth_core::sim::fleet::{check, settleable, FleetConfig, FleetOp};
 use auth_core::sim::INTERESTING_DELAYS;
 use auth_core::Config;
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 use strategies::{config, fault, spec};
 
-/// The longest `operation_timeout` drawn. Waiting for a lease is polling: a process whose holder
-/// crashed asks again every `LEASE_RETRY` (20 ms) until the lease's ttl (2 × the timeout) ends,
-/// so settling costs about `operation_timeout / 10 ms` steps per waiting process, and
-/// `Duration::MAX` would never settle in steps. Longer timeouts only stretch the same waits;
-/// every shorter edge (0, 1 ms, the interesting delays up to 31 s) is drawn.
-const MAX_OPERATION_TIMEOUT: Duration = Duration::from_secs(31);
-
-/// Step budget of the final settle. Waiting is polling: every waiting process asks for the lease
-/// every 20 ms while the holder's login or refresh takes its latency (up to 5 s here), so a world
-/// whose tokens are useless at once (a zero lifetime) and whose requests may be sent 256 times
-/// needs about a million steps (one such case in 10,000); a fleet that needs more loops (P8).
-/// Only a failing case runs it in full.
-const SETTLE_STEPS: usize = 2_000_000;
-
-/// The most operation retries drawn when retries come less than a second apart (a zero
-/// `backoff_base`, or a `backoff_max` under a second). Such a session retries as fast as the
-/// store answers, and a store that is down may refuse at once: through an hour-long outage that
-/// is millions of retries at three steps each (the tight loop docs/architecture.md warns of),
-/// and with a zero `operation_timeout` too, an `Acquire` given up at its zero deadline holds the
-/// lease for its 1 ms ttl while retries at that one instant fail, without the simulated clock
-/// ever moving. Retry budgets of sessions that back off at least a second are drawn from the
-/// whole range.
-const MAX_RETRIES_WITHOUT_BACKOFF: u32 = 5_000;
-
-/// A session configuration from the whole range of every field, the operation timeout capped
-/// (and the retry budget of sessions that retry fast).
+/// A session configuration from the whole range of every field, as
+/// [`auth_core::sim::fleet::settleable`] lets a simulated fleet run it (the operation timeout
+/// capped at 31 s, the retry budget of sessions that retry fast at 5,000: the settle's cost).
 fn fleet_session_config() -> impl Strategy<Value = Config> {
-    config().prop_map(|config| {
-        let fast_retries =
-            config.backoff_base.is_zero() || config.backoff_max < Duration::from_secs(1);
-        let max_operation_retries = if fast_retries {
-            config
-                .max_operation_retries
-                .min(MAX_RETRIES_WITHOUT_BACKOFF)
-        } else {
-            config.max_operation_retries
-        };
-        Config {
-            operation_timeout: config.operation_timeout.min(MAX_OPERATION_TIMEOUT),
-            max_operation_retries,
-            ..config
-        }
-    })
+    config().prop_map(settleable)
 }
 
 /// A latency: none, 1 ms, a typical one, or anything up to 5 s.
@@ -135,43 +97,10 @@ fn fleet_op() -> impl Strategy<Value = FleetOp> {
     ]
 }
 
-/// The property: clean after every op, quiet and clean (P8 included) once faults stop. Runs
-/// without a transcript (formatting every line costs more than the run); the fleet is
-/// deterministic, so a failing case is run again with one for the message.
+/// The property, written once in [`auth_core::sim::fleet::check`]: every monitor clean after
+/// every op, quiet and clean (P8 included) once faults stop.
 fn fleet_holds(config: FleetConfig, ops: &[FleetOp]) -> Result<(), TestCaseError> {
-    let Some(failure) = run(config, ops, false) else {
-        return Ok(());
-    };
-    let report = run(config, ops, true).unwrap_or_default();
-    Err(TestCaseError::fail(format!("{failure}\n{report}")))
-}
-
-/// Runs `ops` and the settle; what went wrong, with the transcript if `transcript` is on.
-fn run(config: FleetConfig, ops: &[FleetOp], transcript: bool) -> Option<String> {
-    let mut fleet = Fleet::new(FleetConfig {
-        transcript,
-        ..config
-    });
-    let failed = |fleet: &Fleet, when: String| {
-        Some(format!(
-            "{when}:\n{}\n{}",
-            fleet.violations_text(),
-            fleet.transcript()
-        ))
-    };
-    for op in ops {
-        fleet.apply(*op);
-        if !fleet.is_clean() {
-            return failed(&fleet, format!("after {op:?}"));
-        }
-    }
-    if !fleet.settle(SETTLE_STEPS) {
-        return failed(&fleet, "did not settle".to_owned());
-    }
-    if !fleet.is_clean() {
-        return failed(&fleet, "once faults stopped".to_owned());
-    }
-    None
+    check(config, ops).map_err(TestCaseError::fail)
 }
 
 proptest! {

@@ -7,7 +7,9 @@
 //!
 //! The target is the `--target` given, else the name of the file's folder (as in
 //! `fuzz/corpus/<target>/`, `fuzz/artifacts/<target>/`). For `session` inputs it first prints the
-//! decoded scenario, the simulator's transcript and the trace of the last session.
+//! decoded scenario, the simulator's transcript and the trace of the last session; for `fleet`
+//! inputs the decoded scenario, the fleet's setup and the verdict (with the transcript when it
+//! fails).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -48,6 +50,9 @@ fn main() -> ExitCode {
         };
         if name == "session" {
             println!("{}", auth_fuzz::session::describe(&data));
+        }
+        if name == "fleet" {
+            println!("{}", auth_fuzz::fleet::describe(&data));
         }
         println!("{file}: running the {name} target");
         target(&data);

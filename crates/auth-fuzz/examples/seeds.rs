@@ -25,12 +25,13 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let root = Path::new(&root);
-    let sets: [(&str, Vec<Vec<u8>>); 5] = [
+    let sets: [(&str, Vec<Vec<u8>>); 6] = [
         ("session", session()),
         ("token_response", token_response()),
         ("www_authenticate", www_authenticate()),
         ("snapshot", snapshot()),
         ("trace", trace()),
+        ("fleet", fleet()),
     ];
     for (target, seeds) in sets {
         let dir = root.join(target);
@@ -169,6 +170,67 @@ fn session_corners() -> Vec<Vec<u8>> {
         match seed {
             Some(bytes) => found.push(bytes),
             None => eprintln!("no seed found for the corner \"{corner}\""),
+        }
+    }
+    found
+}
+
+/// Pseudo-random byte strings of several lengths, then one input for each fleet fault (see
+/// [`fleet_faults`]).
+fn fleet() -> Vec<Vec<u8>> {
+    let mut next = xorshift(0xf1ee_75ea);
+    let mut seeds: Vec<Vec<u8>> = [32usize, 64, 128, 256, 512, 1024]
+        .iter()
+        .flat_map(|&len| [len, len + 5])
+        .map(|len| (0..len).map(|_| next()).collect())
+        .collect();
+    seeds.extend(fleet_faults());
+    seeds
+}
+
+/// For each fault of the fleet, the first pseudo-random input (of 512 bytes, from a fixed
+/// stream) whose scenario has it after a storm, with every process's default timers: a
+/// starting point from which the fuzzer reaches each fault's story. Found by decoding, as
+/// [`session_corners`] are.
+fn fleet_faults() -> Vec<Vec<u8>> {
+    use auth_fuzz::fleet::{FleetFuzzOp, FleetScenario};
+
+    type Fault = (&'static str, fn(&FleetFuzzOp) -> bool);
+    let faults: [Fault; 7] = [
+        ("a crash and restart", |op| {
+            matches!(op, FleetFuzzOp::Restart(_))
+        }),
+        ("a paused holder", |op| matches!(op, FleetFuzzOp::Pause(..))),
+        ("a lost answer", |op| *op == FleetFuzzOp::LoseNextAnswer),
+        ("a store outage", |op| {
+            matches!(op, FleetFuzzOp::StoreOutage(_))
+        }),
+        ("a lease running out mid-operation", |op| {
+            *op == FleetFuzzOp::ExpireLease
+        }),
+        ("a logout", |op| matches!(op, FleetFuzzOp::Logout(_))),
+        ("expired access tokens", |op| {
+            *op == FleetFuzzOp::ExpireAccessTokens
+        }),
+    ];
+    let mut next = xorshift(0x0f1e_e7fa);
+    let mut found = Vec::new();
+    for (fault, is_it) in faults {
+        let seed = (0..20_000_000)
+            .map(|_| (0..512).map(|_| next()).collect::<Vec<u8>>())
+            .find(|bytes| {
+                FleetScenario::decode(bytes).is_some_and(|s| {
+                    let storm = s
+                        .ops
+                        .iter()
+                        .position(|op| matches!(op, FleetFuzzOp::Storm(_)));
+                    s.config.timers.is_none()
+                        && storm.is_some_and(|at| s.ops[at..].iter().any(is_it))
+                })
+            });
+        match seed {
+            Some(bytes) => found.push(bytes),
+            None => eprintln!("no seed found for the fleet fault \"{fault}\""),
         }
     }
     found

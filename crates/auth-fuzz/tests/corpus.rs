@@ -82,7 +82,14 @@ macro_rules! replays {
     };
 }
 
-replays!(session, token_response, www_authenticate, snapshot, trace);
+replays!(
+    session,
+    token_response,
+    www_authenticate,
+    snapshot,
+    trace,
+    fleet
+);
 
 #[test]
 fn every_target_is_replayed() {
@@ -94,7 +101,8 @@ fn every_target_is_replayed() {
             "token_response",
             "www_authenticate",
             "snapshot",
-            "trace"
+            "trace",
+            "fleet"
         ],
         "a target was added: add it to replays! above and to fuzz/"
     );

@@ -38,7 +38,9 @@ mod store;
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use op::FleetOp;
+pub use op::{
+    check, settleable, FleetOp, MAX_OPERATION_TIMEOUT, MAX_RETRIES_WITHOUT_BACKOFF, SETTLE_STEPS,
+};
 pub use store::StoreOps;
 
 use crate::command::{Command, Outcome};
@@ -334,7 +336,7 @@ impl Fleet {
     pub fn lose_lease(&mut self) {
         self.expire_when_started = false;
         if let Some(lease) = self.store.lease.take() {
-            self.events.cancel(lease.expiry);
+            self.cancel_expiry(lease);
             self.lease_expired(lease.owner);
         }
     }
@@ -795,7 +797,7 @@ impl Fleet {
             Command::Release { op, version, spent } => {
                 self.end_lease_if_due();
                 if let Some(lease) = self.store.release(owner(op), version, spent, now) {
-                    self.events.cancel(lease.expiry);
+                    self.cancel_expiry(lease);
                     // A lease released before its holder started never runs out under it.
                     self.expire_when_started = false;
                 }
@@ -963,10 +965,18 @@ impl Fleet {
 
     /// A lease whose ttl has run out by now ends before the store answers anything else.
     fn end_lease_if_due(&mut self) {
-        if let Some(lease) = self.store.lease.filter(|lease| lease.until <= self.now) {
+        let now = self.now;
+        let due = |lease: &store::Lease| lease.until.is_some_and(|until| until <= now);
+        if let Some(lease) = self.store.lease.filter(due) {
             self.store.lease = None;
-            self.events.cancel(lease.expiry);
+            self.cancel_expiry(lease);
             self.lease_expired(lease.owner);
+        }
+    }
+
+    fn cancel_expiry(&mut self, lease: store::Lease) {
+        if let Some(key) = lease.expiry {
+            self.events.cancel(key);
         }
     }
 

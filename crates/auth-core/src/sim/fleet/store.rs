@@ -23,12 +23,19 @@ pub(super) struct Owner {
     pub(super) op: OpId,
 }
 
+/// The end of the simulated clock: an instant that saturated there means "never", as the core's
+/// deadlines do.
+const NEVER: Instant = Instant::from_millis(u64::MAX);
+
 /// A live lease and the queued event that ends it when its ttl runs out.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Lease {
     pub(super) owner: Owner,
-    pub(super) until: Instant,
-    pub(super) expiry: EventKey,
+    /// When its ttl runs out; `None` when that saturates the clock (a ttl of `Duration::MAX`, or
+    /// a grant at the end of time, where no ttl can pass): it then lasts until released.
+    pub(super) until: Option<Instant>,
+    /// The event that ends it at `until`.
+    pub(super) expiry: Option<EventKey>,
     /// Its holder has started the login or refresh it took the lease for.
     pub(super) started: bool,
 }
@@ -158,11 +165,11 @@ impl Store {
         }
         self.ops.granted += 1;
         self.spent = true;
-        let until = now.saturating_add(ttl);
+        let until = Some(now.saturating_add(ttl)).filter(|&until| until != NEVER);
         self.lease = Some(Lease {
             owner,
             until,
-            expiry: expiry(until),
+            expiry: until.map(expiry),
             started: false,
         });
         LeaseResult::Granted(observed)
