@@ -10,10 +10,10 @@ pub use auth_http::{BoxError, LoginError, RefreshError};
 /// The driver runs each call on a thread of its own, at most one login or refresh at a time
 /// (single flight), and gives it `Config::operation_timeout`: a call that takes longer counts as
 /// a transient failure and its late result is ignored. The driver stops waiting at that deadline
-/// whatever the call does, so a hung call never holds up the session, its shutdown or the
-/// store's refresh lock (released at the deadline). A call cannot be interrupted, though: its
-/// thread lingers until it returns, so bound your HTTP calls too (with ureq: `timeout_connect`
-/// and `timeout_per_read`, which cost nothing per request; see [`crate::ureq`]).
+/// whatever the call does, so a hung call never holds up the session or its shutdown. A call
+/// cannot be interrupted, though: its thread lingers until it returns, so bound your HTTP calls
+/// too (with ureq: `timeout_connect` and `timeout_per_read`, which cost nothing per request; see
+/// [`crate::ureq`]).
 ///
 /// For a token endpoint answer, `From<TokenResponseError>` classifies the failure with
 /// auth-core's rules; [`crate::ureq::TokenEndpoint`] does the whole exchange.

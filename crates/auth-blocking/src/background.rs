@@ -10,21 +10,17 @@
 //! - Between work, the thread parks until the session's next deadline ([`Core::next_deadline`])
 //!   or until the core wakes it ([`Core::poll_background`]: new work, an earlier deadline).
 //!
-//! A refresh runs under the store's refresh lock: it re-reads the store first and, when another
-//! process already rotated the refresh token, reports the stored tokens instead of calling the
-//! server. The lock goes to the core with the result ([`Core::refresh_done`]'s guard) and is
-//! released once the persist of the new tokens is done.
-//!
 //! Every backend call (login, refresh, revoke) runs on a thread of its own, and the operation
 //! thread waits for it only until the operation's deadline ([`bounded`]): whatever the HTTP
-//! agent does, the operation ends by its deadline and the refresh lock is released then, while
-//! a hung call goes on alone and its late answer is dropped.
+//! agent does, the operation ends by its deadline, while a hung call goes on alone and its late
+//! answer is dropped.
 //!
-//! A session on a shared store ([`SharedLink`]) has no lock and no persist: each of its store
-//! calls (lease, publish, release, the logout's tombstone) runs on an operation thread of its
-//! own, bounded by the operation deadline like a backend call, and reports its answer to the core
-//! (the store being unavailable when none came in time). A watcher thread
-//! ([`crate::shared::watch`]) reads the record every watch interval.
+//! A [`TokenStore`] belongs to one process. Processes that share a session use a shared store
+//! ([`SharedLink`]), which has no persist: each of its store calls (lease, publish, release, the
+//! logout's tombstone) runs on an operation thread of its own, bounded by the operation deadline
+//! like a backend call, and reports its answer to the core (the store being unavailable when
+//! none came in time). A watcher thread ([`crate::shared::watch`]) reads the record every watch
+//! interval.
 //!
 //! Once the core is stopped, the thread lets the operations in flight finish (bounded by their
 //! deadline plus a grace), carries out the persist or publish of their tokens, and ends.
@@ -36,10 +32,8 @@ use std::task::Poll;
 use std::thread::{self, Thread};
 use std::time::Duration;
 
-use auth_core::{
-    Config, LoginFailure, OpId, RefreshFailure, RefreshToken, Session, Snapshot, TokenSet,
-};
-use auth_driver::{Core, Guard, SharedLink, StoreAnswer, StoreCall, Work};
+use auth_core::{Config, LoginFailure, OpId, RefreshFailure, Session, Snapshot, TokenSet};
+use auth_driver::{Core, SharedLink, StoreAnswer, StoreCall, Work};
 use tracing::{debug, error, info, warn, Dispatch, Span};
 
 use crate::backend::Backend;
@@ -47,7 +41,7 @@ use crate::clock::{wall_now, Clock};
 use crate::park;
 use crate::published::Published;
 use crate::shared::{self, Watched};
-use crate::store::{StoreError, StoreLock, TokenStore};
+use crate::store::TokenStore;
 
 /// How much longer than `operation_timeout` a stopping driver waits for its operation threads,
 /// so a rotated refresh token is persisted before the driver goes away.
@@ -84,12 +78,7 @@ struct Shared<B, S> {
 #[derive(Debug)]
 enum OpDone {
     Login(OpId, Result<TokenSet, LoginFailure>),
-    Refresh {
-        op: OpId,
-        result: Result<TokenSet, RefreshFailure>,
-        /// Held until the persist of the tokens this result brings is done.
-        lock: Option<StoreLock>,
-    },
+    Refresh(OpId, Result<TokenSet, RefreshFailure>),
     /// A shared store's answer (or the store being unavailable, for a call that did not
     /// answer in time).
     Store(StoreAnswer),
@@ -263,7 +252,27 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
                 info!(op = op.0, "refresh");
                 let deadline = self.operation_deadline();
                 self.spawn("refresh", op, move |shared| {
-                    refresh(shared, op, refresh_token, deadline)
+                    let call = {
+                        let shared = Arc::clone(shared);
+                        move || shared.backend.refresh(&refresh_token)
+                    };
+                    match bounded("refresh", deadline, call) {
+                        Bounded::Done(result) => OpDone::Refresh(
+                            op,
+                            result.map_err(|error| {
+                                warn!(op = op.0, %error, "refresh failed");
+                                error.failure()
+                            }),
+                        ),
+                        Bounded::Late => {
+                            warn!(
+                                op = op.0,
+                                "refresh still running at its deadline; its answer will be ignored"
+                            );
+                            OpDone::Nothing
+                        }
+                        Bounded::Lost => OpDone::Nothing,
+                    }
                 });
                 true
             }
@@ -282,7 +291,7 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
                 });
                 true
             }
-            Work::Persist { persist, guard } => {
+            Work::Persist { persist } => {
                 debug!(generation = persist.generation.0, "persist");
                 let snapshot = persist.snapshot(self.clock.now(), wall_now());
                 if let Err(error) = self.shared.store.save(&snapshot) {
@@ -291,8 +300,6 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
                     error!(%error, "could not persist the session; it will not survive a restart");
                 }
                 self.core.persisted(persist.generation);
-                // The refresh lock, released once the tokens it guarded are stored.
-                drop(guard);
                 false
             }
             Work::ClearStore { logout } => {
@@ -376,14 +383,11 @@ impl<B: Backend, S: TokenStore> Background<B, S> {
 }
 
 impl OpDone {
-    /// Feeds the result to the core (a refresh's lock as the guard of its persist).
+    /// Feeds the result to the core.
     fn report(self, core: &Core, clock: &Clock) {
         match self {
             OpDone::Login(op, result) => core.login_done(op, result, clock.now()),
-            OpDone::Refresh { op, result, lock } => {
-                let guard = lock.map(|lock| Box::new(lock) as Guard);
-                core.refresh_done(op, result, clock.now(), guard);
-            }
+            OpDone::Refresh(op, result) => core.refresh_done(op, result, clock.now()),
             OpDone::Store(answer) => answer.report(core, clock.now(), wall_now()),
             OpDone::Nothing => {}
         }
@@ -394,72 +398,6 @@ impl Drop for Finished {
     fn drop(&mut self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.background.unpark();
-    }
-}
-
-/// The refresh with cross-process single flight: under the store's lock, re-read the store; if
-/// another holder already rotated the refresh token, its tokens are the result, else refresh.
-/// Everything ends by `deadline`, the lock released with it: waiting for the lock, and the
-/// backend's call, however long that hangs.
-fn refresh<B: Backend, S: TokenStore>(
-    shared: &Arc<Shared<B, S>>,
-    op: OpId,
-    refresh_token: RefreshToken,
-    deadline: Option<std::time::Instant>,
-) -> OpDone {
-    let wait = deadline.map_or(Duration::MAX, |deadline| {
-        deadline.saturating_duration_since(std::time::Instant::now())
-    });
-    let lock = match shared.store.refresh_lock(wait) {
-        Ok(lock) => lock,
-        Err(error @ StoreError::LockTimeout { .. }) => {
-            warn!(%error, "another holder kept the refresh lock; counts as a transient failure");
-            return OpDone::Refresh {
-                op,
-                result: Err(RefreshFailure::Transient),
-                lock: None,
-            };
-        }
-        Err(error) => {
-            warn!(%error, "could not take the refresh lock; refreshing without it");
-            None
-        }
-    };
-    if lock.is_some() {
-        match shared.store.load() {
-            Ok(Some(stored)) if auth_store::rotated_elsewhere(&stored, &refresh_token) => {
-                info!("the stored refresh token is newer: another process refreshed; using it");
-                return OpDone::Refresh {
-                    op,
-                    result: Ok(auth_store::stored_tokens(stored, wall_now())),
-                    lock,
-                };
-            }
-            Ok(_) => {}
-            Err(error) => warn!(%error, "stored session unreadable; refreshing"),
-        }
-    }
-    let call = {
-        let shared = Arc::clone(shared);
-        move || shared.backend.refresh(&refresh_token)
-    };
-    match bounded("refresh", deadline, call) {
-        Bounded::Done(result) => {
-            let result = result.map_err(|error| {
-                warn!(op = op.0, %error, "refresh failed");
-                error.failure()
-            });
-            OpDone::Refresh { op, result, lock }
-        }
-        Bounded::Late => {
-            drop(lock);
-            warn!(
-                op = op.0,
-                "refresh still running at its deadline; lock released, its answer will be ignored"
-            );
-            OpDone::Nothing
-        }
-        Bounded::Lost => OpDone::Nothing,
     }
 }
 
@@ -524,150 +462,5 @@ pub(crate) fn restore_or_new(
     match stored {
         Some(snapshot) => Session::restore(config, snapshot, now, wall_now()),
         None => Session::new(config, now),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use auth_core::{AccessToken, UnixTime};
-
-    use super::*;
-    use crate::backend::{LoginError, RefreshError};
-    use crate::store::FileStore;
-
-    /// Counts refreshes; answers with fixed tokens.
-    #[derive(Default)]
-    struct Counting {
-        refreshes: AtomicUsize,
-    }
-
-    impl Backend for Counting {
-        fn login(&self) -> Result<TokenSet, LoginError> {
-            Ok(TokenSet::new(AccessToken::new("at-login")))
-        }
-
-        fn refresh(&self, _: &RefreshToken) -> Result<TokenSet, RefreshError> {
-            self.refreshes.fetch_add(1, Ordering::SeqCst);
-            Ok(TokenSet::new(AccessToken::new("at-refreshed"))
-                .with_refresh_token(RefreshToken::new("rt-refreshed")))
-        }
-    }
-
-    fn stored(refresh: &str) -> Snapshot {
-        Snapshot {
-            access_token: AccessToken::new("at-stored"),
-            refresh_token: Some(RefreshToken::new(refresh)),
-            expires_at: Some(UnixTime::from_millis(wall_now().as_millis() + 60_000)),
-        }
-    }
-
-    fn shared(dir: &std::path::Path) -> Arc<Shared<Counting, FileStore>> {
-        Arc::new(Shared {
-            backend: Counting::default(),
-            store: FileStore::new(dir.join("session.json")),
-            link: None,
-        })
-    }
-
-    /// A deadline `after` from now.
-    fn within(after: Duration) -> Option<std::time::Instant> {
-        Some(std::time::Instant::now() + after)
-    }
-
-    #[test]
-    fn a_refresh_token_rotated_by_another_holder_is_adopted_without_a_refresh() {
-        let dir = tempfile::tempdir().unwrap();
-        let shared = shared(dir.path());
-        shared.store.save(&stored("rt-newer")).unwrap();
-        let done = refresh(
-            &shared,
-            OpId(7),
-            RefreshToken::new("rt-spent"),
-            within(Duration::from_secs(1)),
-        );
-        let OpDone::Refresh {
-            op,
-            result: Ok(tokens),
-            lock: Some(_),
-        } = done
-        else {
-            panic!("expected the stored tokens under the lock, got {done:?}")
-        };
-        assert_eq!(op, OpId(7));
-        assert_eq!(tokens.access_token.expose_secret(), "at-stored");
-        assert_eq!(tokens.refresh_token.unwrap().expose_secret(), "rt-newer");
-        let left = tokens.expires_in.unwrap();
-        assert!(left > Duration::from_secs(50) && left <= Duration::from_secs(60));
-        assert_eq!(shared.backend.refreshes.load(Ordering::SeqCst), 0);
-    }
-
-    #[test]
-    fn the_same_refresh_token_in_the_store_is_refreshed_under_the_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let shared = shared(dir.path());
-        shared.store.save(&stored("rt-current")).unwrap();
-        let done = refresh(
-            &shared,
-            OpId(1),
-            RefreshToken::new("rt-current"),
-            within(Duration::from_secs(1)),
-        );
-        let OpDone::Refresh {
-            result: Ok(tokens),
-            lock: Some(_),
-            ..
-        } = done
-        else {
-            panic!("expected a refresh under the lock, got {done:?}")
-        };
-        assert_eq!(tokens.access_token.expose_secret(), "at-refreshed");
-        assert_eq!(shared.backend.refreshes.load(Ordering::SeqCst), 1);
-        // While the result travels to the driver, nobody else gets the lock.
-        assert!(shared.store.try_lock().unwrap().is_none());
-    }
-
-    #[test]
-    fn an_empty_or_unreadable_store_does_not_stop_a_refresh() {
-        let dir = tempfile::tempdir().unwrap();
-        let shared = shared(dir.path());
-        let token = RefreshToken::new("rt-current");
-        let done = refresh(
-            &shared,
-            OpId(1),
-            token.clone(),
-            within(Duration::from_secs(1)),
-        );
-        assert!(matches!(done, OpDone::Refresh { result: Ok(_), .. }));
-        drop(done); // releases the lock
-        std::fs::write(shared.store.path(), b"{\"version\":1,").unwrap();
-        let done = refresh(&shared, OpId(2), token, within(Duration::from_secs(1)));
-        assert!(matches!(done, OpDone::Refresh { result: Ok(_), .. }));
-        assert_eq!(shared.backend.refreshes.load(Ordering::SeqCst), 2);
-    }
-
-    #[test]
-    fn a_lock_held_past_the_wait_is_a_transient_failure() {
-        let dir = tempfile::tempdir().unwrap();
-        let shared = shared(dir.path());
-        let _held = shared.store.lock(Duration::from_secs(1)).unwrap();
-        let done = refresh(
-            &shared,
-            OpId(1),
-            RefreshToken::new("rt"),
-            within(Duration::from_millis(20)),
-        );
-        assert!(matches!(
-            done,
-            OpDone::Refresh {
-                result: Err(RefreshFailure::Transient),
-                lock: None,
-                ..
-            }
-        ));
-        assert_eq!(shared.backend.refreshes.load(Ordering::SeqCst), 0);
     }
 }

@@ -313,8 +313,10 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
         self
     }
 
-    /// Where tokens persist between runs: a [`crate::FileStore`] makes refreshes single flight
-    /// across the processes that share it. Replaces a [`Builder::shared_store`] set before.
+    /// Where tokens persist between runs, for this process alone: two processes on one
+    /// [`crate::FileStore`] would each refresh with the same refresh token. Processes that
+    /// share a session use [`Builder::shared_store`]. Replaces a [`Builder::shared_store`] set
+    /// before.
     pub fn store<S2: TokenStore>(self, store: S2) -> Builder<B, S2> {
         Builder {
             backend: self.backend,

@@ -22,12 +22,11 @@
 //!   store has them), clears the store on logout, starts logins, refreshes and revocations on
 //!   threads of their own, and runs the session's one timer. Every backend call is bounded by
 //!   the operation's deadline whatever the HTTP client does: at the deadline the driver stops
-//!   waiting and releases the store's refresh lock, and a hung call's late answer is ignored.
+//!   waiting, and a hung call's late answer is ignored.
 //! - The app provides a [`Backend`] (silent login and refresh, blocking) and a [`TokenStore`]:
 //!   [`MemoryStore`], or auth-store's [`FileStore`] (atomic, `fsync`ed, `0600`, auth-core's
-//!   versioned snapshot), which also makes refreshes **single flight across processes**: a
-//!   refresh holds the store's lock, re-reads the store first, and uses the tokens another
-//!   process stored instead of spending an already rotated refresh token.
+//!   versioned snapshot). A `TokenStore` belongs to one process: processes that share one
+//!   session share it through a shared store.
 //! - Or a **shared store** ([`Builder::shared_store`], any
 //!   [`auth_store::shared::SharedStore`]: in memory, a file on one host, Redis for a fleet):
 //!   one session shared by every process using the store, with auth-core's rules for it
@@ -143,7 +142,7 @@ pub mod ureq;
 
 pub use backend::{Backend, BoxError, LoginError, RefreshError};
 pub use handle::{Attempt, Builder, Call, CallError, Next, SessionHandle, DEFAULT_WATCH_INTERVAL};
-pub use store::{FileStore, MemoryStore, StoreError, StoreLock, TokenStore};
+pub use store::{FileStore, MemoryStore, StoreError, TokenStore};
 
 /// The session core this driver runs, re-exported so apps need one dependency.
 pub use auth_core;

@@ -1,11 +1,14 @@
 //! Where the session's tokens live between runs: the blocking [`TokenStore`] trait, a
-//! [`MemoryStore`], and auth-store's [`FileStore`] (crash-safe, shared between processes).
+//! [`MemoryStore`], and auth-store's [`FileStore`] (crash-safe).
+//!
+//! A [`TokenStore`] belongs to one process: two processes on one store would each refresh with
+//! the same refresh token. Processes that share a session use a shared store instead
+//! ([`crate::Builder::shared_store`]).
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use auth_core::Snapshot;
-pub use auth_store::{FileStore, StoreError, StoreLock};
+pub use auth_store::{FileStore, StoreError};
 
 /// Durable storage of one session's tokens, as blocking calls made by the session's driver.
 ///
@@ -21,21 +24,9 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Forgets the stored session. Clearing an empty store succeeds.
     fn clear(&self) -> Result<(), StoreError>;
-
-    /// The lock that makes refreshes single flight across every process sharing this store,
-    /// waiting at most `wait` for it. The driver holds it from before it re-reads the store
-    /// until the refreshed tokens are saved, and uses tokens another holder stored instead of
-    /// refreshing again.
-    ///
-    /// `Ok(None)` (the default) means the store is not shared: nothing to lock.
-    fn refresh_lock(&self, wait: Duration) -> Result<Option<StoreLock>, StoreError> {
-        let _ = wait;
-        Ok(None)
-    }
 }
 
-/// auth-store's file store: atomic `fsync`ed writes, `0600`, the versioned snapshot, and the
-/// cross-process refresh lock beside the file.
+/// auth-store's file store: atomic `fsync`ed writes, `0600`, the versioned snapshot.
 impl TokenStore for FileStore {
     fn load(&self) -> Result<Option<Snapshot>, StoreError> {
         FileStore::load(self)
@@ -47,10 +38,6 @@ impl TokenStore for FileStore {
 
     fn clear(&self) -> Result<(), StoreError> {
         FileStore::clear(self)
-    }
-
-    fn refresh_lock(&self, wait: Duration) -> Result<Option<StoreLock>, StoreError> {
-        FileStore::lock(self, wait).map(Some)
     }
 }
 
@@ -65,10 +52,6 @@ impl<S: TokenStore> TokenStore for Arc<S> {
 
     fn clear(&self) -> Result<(), StoreError> {
         S::clear(self)
-    }
-
-    fn refresh_lock(&self, wait: Duration) -> Result<Option<StoreLock>, StoreError> {
-        S::refresh_lock(self, wait)
     }
 }
 

@@ -79,11 +79,7 @@ fn crash_and_restart(server: &ThreadedServer, dir: &Path, kill_at: &str) -> Run 
         .load()
         .unwrap()
         .expect("the store survives the kill whole");
-    assert_eq!(
-        names(dir),
-        ["session.json", "session.json.lock"],
-        "nothing but the store and its lock file"
-    );
+    assert_eq!(names(dir), ["session.json"], "nothing but the store");
 
     let mut restart = Probe::start(
         server,

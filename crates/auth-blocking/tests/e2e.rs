@@ -362,35 +362,6 @@ fn non_replayable_body_gets_its_401_delivered_without_a_retry() {
 }
 
 #[test]
-fn two_sessions_sharing_a_file_store_make_one_refresh() {
-    let world = World::new();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("session.json");
-    let first = world.api(world.session_with(fast_config(), FileStore::new(&path)));
-    assert_eq!(get_status(&first, &world.url("/api/warmup")), 200);
-    let second = world.api(world.session_with(fast_config(), FileStore::new(&path)));
-    world.server.admin().expire_access_tokens();
-    let (first_url, second_url) = (world.url("/api/first"), world.url("/api/second"));
-    let (a, b) = thread::scope(|scope| {
-        let a = scope.spawn(|| storm(&first, &first_url, 16));
-        let b = scope.spawn(|| storm(&second, &second_url, 16));
-        (a.join().unwrap(), b.join().unwrap())
-    });
-    assert!(all_ok(&a) && all_ok(&b), "{a:?} {b:?}");
-    let counters = world.counters();
-    assert_eq!(
-        (
-            counters.refresh_calls,
-            counters.invalid_grant,
-            counters.logins
-        ),
-        (1, 0, 1),
-        "the second session used the tokens the first one stored"
-    );
-    world.check_logs();
-}
-
-#[test]
 fn shutdown_during_a_refresh_persists_the_rotated_tokens() {
     let world = World::new();
     let dir = tempfile::tempdir().unwrap();

@@ -6,8 +6,8 @@
 //!   [`server::spawn_in_thread`] for a blocking one.
 //! - [`backend::DemoBackend`]: the app's [`auth_tokio::Backend`] for that server (WeChat-style
 //!   silent login, RFC 6749 refresh grant).
-//! - [`multiprocess`]: the verdicts of the cross-process storm (one refresh with the store's
-//!   lock, one per process without), for both drivers' tests.
+//! - [`multiprocess`]: the verdicts of a storm from several sessions or processes (one refresh
+//!   on a shared store, one per process on a plain file store), for the drivers' tests.
 //! - [`story`]: the scenario `cargo run --release -p auth-demo` plays, with its expectations.
 //! - [`hostile`]: a hostile loopback token endpoint that echoes the refresh token it was sent in
 //!   its error, for the tests that no secret a server can shape reaches the logs (both drivers').

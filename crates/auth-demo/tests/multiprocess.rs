@@ -1,8 +1,12 @@
-//! Cross-process single flight of auth-tokio on the single-process file store: four processes
-//! (fleet children, `auth-demo fleet-child`) restore one `FileStore` holding an expired access
-//! token and each storms 64 requests at the same moment. With the store's refresh lock the demo
-//! server sees exactly one refresh call; without it (the non-vacuity check) every process spends
-//! the same refresh token, and all but one fall back to a silent login.
+//! Why shared stores exist: four processes (fleet children, `auth-demo fleet-child`) restore one
+//! plain `FileStore` holding an expired access token and each storms 64 requests at the same
+//! moment. A `FileStore` belongs to one process, so every process spends the same refresh
+//! token; the server rotates it once and sees the others as reuse, and they fall back to a
+//! silent login. Every request is still answered, at the price of three logins.
+//!
+//! The same storm on a shared store (`SharedFileStore`, Redis) makes one refresh for all of
+//! them: the fleet tests (`fleet_demo.rs`, eight processes per store) and both drivers'
+//! `tests/shared.rs` check that.
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +15,7 @@ use std::time::Duration;
 
 use auth_demo::fleet::protocol::{ChildSpec, StoreSpec};
 use auth_demo::fleet::{storm, ChildProcess};
-use auth_demo::multiprocess::{assert_every_process_refreshed, assert_one_refresh};
+use auth_demo::multiprocess::assert_every_process_refreshed;
 use auth_demo::server::{self, Counters, ServerConfig, ThreadedServer};
 use auth_tokio::auth_core::Config;
 use auth_tokio::{FileStore, TokenStore};
@@ -30,27 +34,19 @@ fn config() -> Config {
 }
 
 #[test]
-fn four_tokio_processes_sharing_a_file_store_make_exactly_one_refresh() {
+fn processes_sharing_a_plain_file_store_each_spend_the_same_refresh_token() {
     let server = server::spawn_in_thread(ServerConfig::default()).unwrap();
-    let (before, after) = storm_from_processes(&server, true);
-    assert_one_refresh(&before, &after);
-}
-
-#[test]
-fn without_the_lock_every_tokio_process_spends_the_same_refresh_token() {
-    let server = server::spawn_in_thread(ServerConfig::default()).unwrap();
-    let (before, after) = storm_from_processes(&server, false);
+    let (before, after) = storm_from_processes(&server);
     assert_every_process_refreshed(&before, &after, PROCESSES as u64);
 }
 
 /// A child on the file store at `path`, ready.
-fn child(server: &ThreadedServer, path: &Path, lock: bool, tag: &str) -> ChildProcess {
+fn child(server: &ThreadedServer, path: &Path, tag: &str) -> ChildProcess {
     let spec = ChildSpec {
         tag: tag.to_owned(),
         server: server.base_url().to_owned(),
         store: StoreSpec::Local {
             path: PathBuf::from(path),
-            lock,
         },
         config: config(),
     };
@@ -63,10 +59,10 @@ fn child(server: &ThreadedServer, path: &Path, lock: bool, tag: &str) -> ChildPr
 /// Logs in once (in a child that then quits, so the tokens are on disk), expires the access
 /// token, then lets the processes storm at the same moment (each restored the stored session
 /// before the go). Returns the counters before and after the storm.
-fn storm_from_processes(server: &ThreadedServer, lock: bool) -> (Counters, Counters) {
+fn storm_from_processes(server: &ThreadedServer) -> (Counters, Counters) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("session.json");
-    let mut login = child(server, &path, lock, "login");
+    let mut login = child(server, &path, "login");
     let tally = login.storm(1, Duration::ZERO, LIMIT).unwrap();
     assert_eq!(tally.ok, 1, "{tally:?}");
     login.quit(LIMIT).unwrap();
@@ -79,7 +75,7 @@ fn storm_from_processes(server: &ThreadedServer, lock: bool) -> (Counters, Count
     let before = server.admin().counters();
 
     let mut probes: Vec<ChildProcess> = (0..PROCESSES)
-        .map(|n| child(server, &path, lock, &format!("p{n}")))
+        .map(|n| child(server, &path, &format!("p{n}")))
         .collect();
     for probe in &mut probes {
         probe.send(&storm(REQUESTS, Duration::ZERO)).unwrap();

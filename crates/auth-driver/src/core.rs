@@ -33,7 +33,7 @@ use auth_store::StoreError;
 use tracing::debug;
 
 use crate::sync::{lock, Mutex};
-use crate::work::{Guard, LogoutError, LogoutTicket, Step, Work};
+use crate::work::{LogoutError, LogoutTicket, Step, Work};
 
 /// Called with every state change of the session, in order, under the core's lock: keep it
 /// short and never call back into the [`Core`] from it (publish to a `watch`, a condition
@@ -66,8 +66,6 @@ struct Inner {
     logout: Option<LogoutTicket>,
     next_logout: u64,
     logouts: BTreeMap<LogoutTicket, LogoutWait>,
-    /// A guard handed in with an operation result, for the `Persist` that result produces.
-    guard: Option<Guard>,
     stopped: bool,
 }
 
@@ -112,7 +110,6 @@ impl Core {
                 logout: None,
                 next_logout: 1,
                 logouts: BTreeMap::new(),
-                guard: None,
                 stopped: false,
             }),
             on_state,
@@ -276,29 +273,18 @@ impl Core {
 
     /// The app asks for a login.
     pub fn login(&self, now: Instant) {
-        self.input(|session| session.login(now), None);
+        self.input(|session| session.login(now));
     }
 
     /// A silent login finished. Heard after [`Core::stop`] too, so the tokens of an operation
     /// that was in flight are persisted (nothing else happens once stopped).
     pub fn login_done(&self, op: OpId, result: Result<TokenSet, LoginFailure>, now: Instant) {
-        self.finish(|session| session.handle_login_result(op, result, now), None);
+        self.finish(|session| session.handle_login_result(op, result, now));
     }
 
-    /// A refresh finished. `guard` (the cross-process refresh lock) is kept until the persist of
-    /// the tokens this result brings is done, or dropped at once when it brings none. Heard
-    /// after [`Core::stop`] too, like [`Core::login_done`].
-    pub fn refresh_done(
-        &self,
-        op: OpId,
-        result: Result<TokenSet, RefreshFailure>,
-        now: Instant,
-        guard: Option<Guard>,
-    ) {
-        self.finish(
-            |session| session.handle_refresh_result(op, result, now),
-            guard,
-        );
+    /// A refresh finished. Heard after [`Core::stop`] too, like [`Core::login_done`].
+    pub fn refresh_done(&self, op: OpId, result: Result<TokenSet, RefreshFailure>, now: Instant) {
+        self.finish(|session| session.handle_refresh_result(op, result, now));
     }
 
     /// Shared sessions: the store answered [`Work::Acquire`] of `op`. Heard after
@@ -331,19 +317,19 @@ impl Core {
     /// Shared sessions: the store answered [`Work::Publish`] of `op`. Heard after
     /// [`Core::stop`] too, so the lease of an operation that was in flight is given back.
     pub fn published(&self, op: OpId, result: PublishResult, now: Instant) {
-        self.finish(|session| session.handle_published(op, result, now), None);
+        self.finish(|session| session.handle_published(op, result, now));
     }
 
     /// Shared sessions: the driver read the store's record and it changed (a periodic read, or
     /// the answer to this session's own logout): a logout or new tokens of another process
     /// reach this one. Ignored once stopped.
     pub fn store_changed(&self, observed: Observed, now: Instant) {
-        self.input(|session| session.handle_store_changed(observed, now), None);
+        self.input(|session| session.handle_store_changed(observed, now));
     }
 
     /// The runtime's timer fired: runs every deadline due at `now`.
     pub fn handle_timeout(&self, now: Instant) {
-        self.input(|session| session.handle_timeout(now), None);
+        self.input(|session| session.handle_timeout(now));
     }
 
     /// The runtime finished the persist of `generation` (successfully or not: a failed persist
@@ -458,33 +444,28 @@ impl Core {
         lock(&self.inner).callers.len()
     }
 
-    /// Feeds one input with `guard` for the persist it may produce, and routes what follows.
-    /// Ignored once stopped.
-    fn input(&self, feed: impl FnOnce(&mut Session), guard: Option<Guard>) {
-        self.feed(feed, guard, false);
+    /// Feeds one input and routes what follows. Ignored once stopped.
+    fn input(&self, feed: impl FnOnce(&mut Session)) {
+        self.feed(feed, false);
     }
 
     /// Like [`Core::input`], but also once stopped: the result of an operation that was in
     /// flight, whose tokens must still be persisted (a stopped core's routing starts nothing
     /// and tells no caller anything).
-    fn finish(&self, feed: impl FnOnce(&mut Session), guard: Option<Guard>) {
-        self.feed(feed, guard, true);
+    fn finish(&self, feed: impl FnOnce(&mut Session)) {
+        self.feed(feed, true);
     }
 
-    fn feed(&self, feed: impl FnOnce(&mut Session), guard: Option<Guard>, once_stopped: bool) {
+    fn feed(&self, feed: impl FnOnce(&mut Session), once_stopped: bool) {
         let mut wakes = Wakes::default();
-        let dropped = {
+        {
             let mut inner = lock(&self.inner);
             if inner.stopped && !once_stopped {
                 return;
             }
-            inner.guard = guard;
             feed(&mut inner.session);
             inner.route(None, &self.on_state, &mut wakes);
-            // No persist took it: the result brought no tokens (a failure, a stale result).
-            inner.guard.take()
-        };
-        drop(dropped);
+        }
         wakes.run();
     }
 }
@@ -544,8 +525,7 @@ impl Inner {
                 }
                 Command::Persist(persist) => {
                     self.persisting = Some(persist.generation);
-                    let guard = self.guard.take();
-                    self.work.push_back(Work::Persist { persist, guard });
+                    self.work.push_back(Work::Persist { persist });
                     new_work = true;
                 }
                 Command::ClearStore => {

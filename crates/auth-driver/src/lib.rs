@@ -66,4 +66,4 @@ pub use crate::shared::{
     no_answer, start_session, SharedLink, StartRead, StoreAnswer, StoreCall, StoreWatch,
     START_READ_RETRY,
 };
-pub use crate::work::{Guard, LogoutError, LogoutTicket, Step, Work};
+pub use crate::work::{LogoutError, LogoutTicket, Step, Work};

@@ -41,11 +41,6 @@ pub enum LogoutError {
     Stopped,
 }
 
-/// Something the runtime holds while an operation's result is made durable: the cross-process
-/// refresh lock of a file store. Handed to [`crate::Core::refresh_done`] and dropped when the
-/// persist of the tokens it guarded is done, or at once when there is nothing to persist.
-pub type Guard = Box<dyn Send + 'static>;
-
 /// Work for the runtime, taken with [`crate::Core::take_work`] in the order the session emitted
 /// it. `Login`, `Refresh` and `Revoke` are started (on a task or thread of their own) and their
 /// results fed back with [`crate::Core::login_done`] / [`crate::Core::refresh_done`]; `Persist`
@@ -83,8 +78,6 @@ pub enum Work {
     Persist {
         /// The tokens.
         persist: Persist,
-        /// Dropped once this persist is done (see [`Guard`]).
-        guard: Option<Guard>,
     },
     /// Forget the stored session, then report with [`crate::Core::cleared`]. On a shared store:
     /// write the logout's tombstone, feed the record it answers with to
@@ -131,10 +124,9 @@ impl fmt::Debug for Work {
             Work::Login { op } => f.debug_struct("Login").field("op", op).finish(),
             Work::Refresh { op, .. } => f.debug_struct("Refresh").field("op", op).finish(),
             Work::Revoke { .. } => f.write_str("Revoke"),
-            Work::Persist { persist, guard } => f
+            Work::Persist { persist } => f
                 .debug_struct("Persist")
                 .field("generation", &persist.generation)
-                .field("guarded", &guard.is_some())
                 .finish(),
             Work::ClearStore { logout } => f
                 .debug_struct("ClearStore")

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::task::{Poll, Wake, Waker};
 
 use auth_core::{
-    AccessToken, Config, Generation, Instant, LoginFailure, OpId, Outcome, RefreshFailure,
-    RefreshToken, RequestError, RequestSpec, Session, SessionState, Snapshot, TokenSet, UnixTime,
-    Verdict,
+    AccessToken, Config, Generation, Instant, LoginFailure, OpId, Outcome, RefreshToken,
+    RequestError, RequestSpec, Session, SessionState, Snapshot, TokenSet, UnixTime, Verdict,
 };
 use auth_driver::{Conversation, Core, Ended, LogoutError, Step, Turn, Work};
 use auth_store::StoreError;
@@ -134,7 +133,7 @@ fn sends_with_new_tokens_are_held_until_their_persist_is_reported() {
 }
 
 #[test]
-fn resend_after_a_refresh_is_held_until_the_persist_and_the_guard_goes_with_the_persist() {
+fn resend_after_a_refresh_is_held_until_the_persist() {
     let core = restored(Config::default());
     let (id, step) = core.submit(RequestSpec::bearer(), at(1));
     let id = id.expect("id");
@@ -142,26 +141,21 @@ fn resend_after_a_refresh_is_held_until_the_persist_and_the_guard_goes_with_the_
     assert_eq!(core.respond(id, 1, Verdict::Rejected, at(2)), None);
     let op = take_refresh(&core);
 
-    let drops = Arc::new(AtomicUsize::new(0));
-    core.refresh_done(op, Ok(tokens(2)), at(3), Some(guard(&drops)));
+    core.refresh_done(op, Ok(tokens(2)), at(3));
     let (caller, waker) = counting_waker();
     assert_eq!(core.poll_step(id, &waker), Poll::Pending);
-    assert_eq!(drops.load(Ordering::SeqCst), 0, "the lock is held");
 
-    let Some(Work::Persist { persist, guard }) = core.take_work() else {
+    let Some(Work::Persist { persist }) = core.take_work() else {
         panic!("the persist follows the refresh")
     };
     assert_eq!(persist.generation, Generation(2));
-    assert!(guard.is_some(), "the guard travels with the persist");
     assert_eq!(
-        drops.load(Ordering::SeqCst),
-        0,
-        "still held while persisting"
+        core.poll_step(id, &waker),
+        Poll::Pending,
+        "held while persisting"
     );
-    // The runtime writes the store, then reports and drops the work (and with it the guard).
+    // The runtime writes the store, then reports.
     core.persisted(persist.generation);
-    drop(guard);
-    assert_eq!(drops.load(Ordering::SeqCst), 1);
 
     assert_eq!(caller.wakes(), 1);
     let Poll::Ready(step) = core.poll_step(id, &waker) else {
@@ -179,31 +173,6 @@ fn resend_after_a_refresh_is_held_until_the_persist_and_the_guard_goes_with_the_
         Some(Step::Done(Outcome::Deliver))
     );
     assert_eq!((core.outstanding(), core.callers()), (0, 0));
-}
-
-#[test]
-fn guard_of_a_refresh_that_brings_no_tokens_is_dropped_at_once() {
-    let core = restored(Config::default());
-    let (id, _) = core.submit(RequestSpec::bearer(), at(1));
-    assert_eq!(
-        core.respond(id.expect("id"), 1, Verdict::Rejected, at(2)),
-        None
-    );
-    let op = take_refresh(&core);
-    let drops = Arc::new(AtomicUsize::new(0));
-
-    // A stale result (another operation id) is ignored: its guard goes at once.
-    core.refresh_done(OpId(op.0 + 100), Ok(tokens(9)), at(3), Some(guard(&drops)));
-    assert_eq!(drops.load(Ordering::SeqCst), 1);
-    // A failed refresh persists nothing: its guard goes at once too.
-    core.refresh_done(
-        op,
-        Err(RefreshFailure::Transient),
-        at(3),
-        Some(guard(&drops)),
-    );
-    assert_eq!(drops.load(Ordering::SeqCst), 2);
-    assert!(core.take_work().is_none(), "no persist was queued");
 }
 
 #[test]
@@ -523,7 +492,7 @@ fn conversation_waits_for_the_refresh_then_resends_with_the_new_token() {
     assert!(call.poll_next(&core, &waker).is_pending());
 
     let op = take_refresh(&core);
-    core.refresh_done(op, Ok(tokens(2)), at(3), None);
+    core.refresh_done(op, Ok(tokens(2)), at(3));
     assert_eq!(take_persist(&core), Generation(2));
     core.persisted(Generation(2));
     assert_eq!(caller.wakes(), 1);
@@ -682,19 +651,6 @@ impl Wake for Counter {
 fn counting_waker() -> (Arc<Counter>, Waker) {
     let counter = Arc::new(Counter(AtomicUsize::new(0)));
     (Arc::clone(&counter), Waker::from(counter))
-}
-
-/// Counts its drops: the cross-process refresh lock of a file store, in miniature.
-struct DropCounter(Arc<AtomicUsize>);
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn guard(drops: &Arc<AtomicUsize>) -> Box<dyn Send> {
-    Box::new(DropCounter(Arc::clone(drops)))
 }
 
 /// A waker that reads the core when woken, as an executor polling inline would.

@@ -35,7 +35,7 @@ use auth_core::{
 };
 use auth_driver::{Core, Step, Work};
 use loom::future::block_on;
-use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use loom::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -69,8 +69,8 @@ fn login_storm_every_caller_woken_once_and_sent_only_persisted_tokens() {
     });
 }
 
-/// A 401 starts a refresh (its result fed from the background with a guard) while the user logs
-/// out; the logout hears its clear.
+/// A 401 starts a refresh (its result fed from the background) while the user logs out; the
+/// logout hears its clear.
 #[test]
 fn refresh_racing_a_logout_keeps_the_order_and_every_promise() {
     check(|| {
@@ -107,11 +107,6 @@ fn refresh_racing_a_logout_keeps_the_order_and_every_promise() {
             }
             other => panic!("work not in an order the session emits: {other:?}"),
         }
-        assert_eq!(
-            world.guards_dropped.load(SeqCst),
-            world.guards_given.load(SeqCst),
-            "every refresh lock was released"
-        );
         assert_eq!((world.core.outstanding(), world.core.callers()), (0, 0));
     });
 }
@@ -203,8 +198,6 @@ struct World {
     core: Core,
     /// The newest generation whose persist the background finished.
     persisted: AtomicU64,
-    guards_given: AtomicUsize,
-    guards_dropped: Arc<AtomicUsize>,
 }
 
 impl World {
@@ -227,8 +220,6 @@ impl World {
         World {
             core: Core::new(session, Box::new(|_| {})),
             persisted: AtomicU64::new(persisted),
-            guards_given: AtomicUsize::new(0),
-            guards_dropped: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -323,21 +314,17 @@ impl World {
             Work::Refresh { op, .. } => {
                 log.push(Did::Refresh);
                 *issued += 1;
-                self.guards_given.fetch_add(1, SeqCst);
-                let guard = Box::new(DropCounter(Arc::clone(&self.guards_dropped)));
-                self.core
-                    .refresh_done(op, Ok(tokens(*issued)), NOW, Some(guard));
+                self.core.refresh_done(op, Ok(tokens(*issued)), NOW);
             }
-            Work::Persist { persist, guard } => {
+            Work::Persist { persist } => {
                 let generation = persist.generation.0;
                 assert_eq!(
                     persist.access_token.expose_secret(),
                     format!("at-{generation}")
                 );
                 log.push(Did::Persist(generation));
-                // The store write is done: record it, release the lock, then report.
+                // The store write is done: record it, then report.
                 self.persisted.store(generation, SeqCst);
-                drop(guard);
                 self.core.persisted(persist.generation);
             }
             Work::ClearStore { logout } => {
@@ -353,12 +340,4 @@ impl World {
 fn tokens(generation: u64) -> TokenSet {
     TokenSet::new(AccessToken::new(format!("at-{generation}")))
         .with_refresh_token(RefreshToken::new(format!("rt-{generation}")))
-}
-
-struct DropCounter(Arc<AtomicUsize>);
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, SeqCst);
-    }
 }

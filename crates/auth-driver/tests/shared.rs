@@ -46,7 +46,7 @@ fn a_refresh_takes_the_lease_publishes_and_only_then_sends_then_gives_the_lease_
 
     let (caller, waker) = counting_waker();
     assert_eq!(core.poll_step(id, &waker), Poll::Pending);
-    core.refresh_done(op, Ok(tokens("5")), at(3), None);
+    core.refresh_done(op, Ok(tokens("5")), at(3));
     let Some(Work::Publish {
         op: publishing,
         expected,
@@ -198,7 +198,7 @@ fn a_publish_answered_after_stop_still_gives_the_lease_back() {
     core.lease_done(op, LeaseResult::Granted(tokens_at(4, "4")), at(2));
     assert!(matches!(core.take_work(), Some(Work::Refresh { .. })));
     core.stop();
-    core.refresh_done(op, Ok(tokens("5")), at(3), None);
+    core.refresh_done(op, Ok(tokens("5")), at(3));
     assert!(
         matches!(core.take_work(), Some(Work::Publish { .. })),
         "the rotated tokens are offered to the store even when stopped"
@@ -259,7 +259,7 @@ fn store_calls_carry_the_work_and_name_this_instances_lease_owner() {
     );
 
     assert!(matches!(core.take_work(), Some(Work::Refresh { .. })));
-    core.refresh_done(op, Ok(tokens("5")), at(3), None);
+    core.refresh_done(op, Ok(tokens("5")), at(3));
     let publish = core.take_work().unwrap();
     let description = format!("{publish:?}");
     assert!(

@@ -3,24 +3,23 @@
 //! order) and runs the core's one timer. Requests never pass through it: each caller runs its
 //! own transitions on the [`Core`] (see [`crate::Call`]).
 //!
-//! A refresh takes the store's cross-process refresh lock first, re-reads the store, and adopts
-//! the tokens another process already stored instead of spending a refresh token that is no
-//! longer current. The lock travels with the result to [`Core::refresh_done`] and is dropped
-//! after the persist of those tokens. Every backend call, and the wait for the lock, ends by the
-//! operation's deadline whatever the HTTP client does; a late answer is dropped.
+//! Every backend call ends by the operation's deadline whatever the HTTP client does; a late
+//! answer is dropped (the core's own operation deadline has already turned the missing result
+//! into a transient failure).
 //!
-//! A session on a shared store ([`SharedLink`]) has no lock and no persist: each of its store
-//! calls (lease, publish, release, the logout's tombstone) runs on tokio's blocking pool as a
-//! task of its own, bounded by the operation deadline, and reports its answer to the core (the
-//! store being unavailable when it does not answer in time). A watcher task reads the record every
-//! `watch_interval` and feeds the core when it changed.
+//! A [`TokenStore`] belongs to one process. Processes that share a session use a shared store
+//! ([`SharedLink`]), which has no persist: each of its store calls (lease, publish, release, the
+//! logout's tombstone) runs on tokio's blocking pool as a task of its own, bounded by the
+//! operation deadline, and reports its answer to the core (the store being unavailable when it
+//! does not answer in time). A watcher task reads the record every `watch_interval` and feeds
+//! the core when it changed.
 
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{OpId, RefreshFailure, RefreshToken};
-use auth_driver::{no_answer, Core, Guard, LogoutTicket, SharedLink, StoreCall, StoreWatch, Work};
+use auth_core::{OpId, RefreshToken};
+use auth_driver::{no_answer, Core, LogoutTicket, SharedLink, StoreCall, StoreWatch, Work};
 use auth_store::shared::Record;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -234,7 +233,7 @@ async fn execute<B: Backend, S: TokenStore>(
             };
             ops.spawn(task.instrument(tracing::info_span!("revoke")));
         }
-        Work::Persist { persist, guard } => {
+        Work::Persist { persist } => {
             let snapshot = persist.snapshot(shared.clock.now(), wall_now());
             debug!(generation = persist.generation.0, "persist");
             if let Err(error) = shared.store.save(snapshot).await {
@@ -242,8 +241,6 @@ async fn execute<B: Backend, S: TokenStore>(
                 error!(%error, "could not persist the session; it will not survive a restart");
             }
             shared.core.persisted(persist.generation);
-            // The refresh lock, if this persist was guarded: released once the tokens are saved.
-            drop(guard);
         }
         Work::ClearStore { logout } => {
             debug!("clear store");
@@ -340,58 +337,14 @@ async fn login<B: Backend, S: TokenStore>(shared: Arc<Shared<B, S>>, op: OpId) {
     shared.core.login_done(op, result, shared.clock.now());
 }
 
-/// The refresh with cross-process single flight, bounded by the operation deadline: under the
-/// store's lock, re-read the store; if another holder already rotated the refresh token, its
-/// tokens are the result, else call the backend. Reports to the core itself, handing over the
-/// lock to be released after the persist of the new tokens.
+/// A refresh bounded by the operation deadline; reports to the core itself.
 async fn refresh<B: Backend, S: TokenStore>(
     shared: Arc<Shared<B, S>>,
     op: OpId,
     refresh_token: RefreshToken,
 ) {
-    let deadline = tokio::time::Instant::now().checked_add(shared.operation_timeout);
-    let left = || {
-        deadline.map_or(Duration::MAX, |deadline| {
-            deadline.saturating_duration_since(tokio::time::Instant::now())
-        })
-    };
-    let wait = left();
-    let lock = match tokio::time::timeout(wait, shared.store.refresh_lock(wait)).await {
-        Ok(Ok(lock)) => lock,
-        Ok(Err(error @ StoreError::LockTimeout { .. })) => {
-            warn!(%error, "another holder kept the refresh lock; counts as a transient failure");
-            return transient(&shared, op);
-        }
-        Err(_) => {
-            warn!("the refresh lock was not taken by the operation deadline; transient failure");
-            return transient(&shared, op);
-        }
-        Ok(Err(error)) => {
-            warn!(%error, "could not take the refresh lock; refreshing without it");
-            None
-        }
-    };
-    if lock.is_some() {
-        match tokio::time::timeout(left(), shared.store.load()).await {
-            Ok(Ok(Some(stored))) if auth_store::rotated_elsewhere(&stored, &refresh_token) => {
-                info!("the stored refresh token is newer: another process refreshed; using it");
-                let tokens = auth_store::stored_tokens(stored, wall_now());
-                let guard = lock.map(|lock| Box::new(lock) as Guard);
-                shared
-                    .core
-                    .refresh_done(op, Ok(tokens), shared.clock.now(), guard);
-                return;
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => warn!(%error, "stored session unreadable; refreshing"),
-            Err(_) => {
-                warn!("the store was not read by the operation deadline; transient failure");
-                return transient(&shared, op);
-            }
-        }
-    }
     let call = shared.backend.refresh(&refresh_token);
-    let result = match tokio::time::timeout(left(), call).await {
+    let result = match tokio::time::timeout(shared.operation_timeout, call).await {
         Ok(Ok(tokens)) => Ok(tokens),
         Ok(Err(error)) => {
             // The error's text says which failure it is; the session decides what follows.
@@ -399,22 +352,12 @@ async fn refresh<B: Backend, S: TokenStore>(
             Err(error.failure())
         }
         Err(_) => {
-            drop(lock);
             warn!(
                 op = op.0,
-                "refresh still running at its deadline; lock released, its answer is ignored"
+                "refresh still running at its deadline; its answer is ignored"
             );
             return;
         }
     };
-    let guard = lock.map(|lock| Box::new(lock) as Guard);
-    shared
-        .core
-        .refresh_done(op, result, shared.clock.now(), guard);
-}
-
-fn transient<B, S>(shared: &Shared<B, S>, op: OpId) {
-    shared
-        .core
-        .refresh_done(op, Err(RefreshFailure::Transient), shared.clock.now(), None);
+    shared.core.refresh_done(op, result, shared.clock.now());
 }

@@ -20,8 +20,8 @@
 //!   ([`SessionHandle::state`]) and a `watch` ([`SessionHandle::events`]).
 //! - The app provides a [`Backend`] (silent login and refresh) and a [`TokenStore`]
 //!   ([`MemoryStore`], or [`FileStore`]: atomic, `fsync`ed, `0600`, auth-core's versioned
-//!   snapshot, and a cross-process refresh lock: processes sharing one file make one refresh,
-//!   the others adopt its tokens).
+//!   snapshot). A `TokenStore` belongs to one process: processes that share one session share
+//!   it through a shared store.
 //! - Or a **shared store** ([`Builder::shared_store`], any
 //!   [`auth_store::shared::SharedStore`]: in memory, a file on one host, Redis for a fleet):
 //!   one session shared by every process using the store, with auth-core's rules for it
@@ -111,7 +111,7 @@ pub use backend::{Backend, BoxError, LoginError, RefreshError};
 pub use call::{Attempt, Call, Next};
 pub use handle::{Builder, CallError, SessionHandle, DEFAULT_WATCH_INTERVAL};
 pub use http::{verdict, Error, RequestOptions, Scope, ScopeError, Target};
-pub use store::{FileStore, MemoryStore, StoreError, StoreLock, TokenStore};
+pub use store::{FileStore, MemoryStore, StoreError, TokenStore};
 
 /// The session core this driver runs, re-exported so apps need one dependency.
 pub use auth_core;

@@ -1,6 +1,6 @@
 //! The tokio shell over the driver core, without HTTP: the caller's own task settles a request
-//! on an `Active` session, shutdown persists a refresh in flight, and a refresh under the file
-//! store's lock adopts the tokens another process stored instead of spending a stale token.
+//! on an `Active` session, shutdown persists a refresh in flight, and a refresh on the file
+//! store is saved before the retry goes out with its token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
@@ -10,10 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_core::{
-    AccessToken, Config, RefreshToken, RequestError, RequestSpec, Snapshot, TokenSet, UnixTime,
-    Verdict,
-};
+use auth_core::{AccessToken, RefreshToken, RequestSpec, Snapshot, TokenSet, UnixTime, Verdict};
 use auth_tokio::{
     Backend, CallError, FileStore, LoginError, MemoryStore, Next, RefreshError, SessionHandle,
 };
@@ -121,7 +118,7 @@ async fn shutdown_persists_the_refresh_in_flight_and_later_use_is_stopped() {
 }
 
 #[tokio::test]
-async fn a_refresh_token_rotated_by_another_process_is_adopted_without_a_refresh() {
+async fn a_refresh_on_the_file_store_is_saved_before_the_retry_goes_out() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::new(dir.path().join("session.json"));
     store.save(&stored("at-stored", "rt-stored")).unwrap();
@@ -130,89 +127,22 @@ async fn a_refresh_token_rotated_by_another_process_is_adopted_without_a_refresh
         .store(store.clone())
         .start()
         .await;
-    // Another process refreshes meanwhile and stores its tokens.
-    store.save(&stored("at-other", "rt-other")).unwrap();
-
     let mut call = session.call::<&str>(RequestSpec::bearer());
-    assert_eq!(
-        send_and_answer(&mut call, Verdict::Rejected).await,
-        "at-stored"
-    );
-    assert_eq!(
-        send_and_answer(&mut call, Verdict::Accepted).await,
-        "at-other"
-    );
+    send_and_answer(&mut call, Verdict::Rejected).await;
+    let Next::Send(retry) = call.next_step().await.unwrap() else {
+        panic!("expected the retry")
+    };
+    assert_eq!(retry.token().unwrap().expose_secret(), "at-refreshed");
+    // The retry carries the new token only once the file holds it.
+    let saved = store.load().unwrap().unwrap();
+    assert_eq!(saved.access_token.expose_secret(), "at-refreshed");
+    assert_eq!(saved.refresh_token.unwrap().expose_secret(), "rt-refreshed");
+    call.respond("answer", Verdict::Accepted);
     assert!(matches!(
         call.next_step().await,
         Ok(Next::Deliver("answer"))
     ));
-    assert_eq!(backend.refreshes.load(Ordering::SeqCst), 0);
-}
-
-#[tokio::test]
-async fn the_same_refresh_token_in_the_store_is_refreshed_under_the_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileStore::new(dir.path().join("session.json"));
-    store.save(&stored("at-stored", "rt-stored")).unwrap();
-    let backend = Counting {
-        delay: Duration::from_millis(50),
-        ..Counting::default()
-    };
-    let session = SessionHandle::builder(backend.clone())
-        .store(store.clone())
-        .start()
-        .await;
-    let mut call = session.call::<&str>(RequestSpec::bearer());
-    send_and_answer(&mut call, Verdict::Rejected).await;
-    backend.started.notified().await;
-    // While the refresh runs, nobody else gets the lock.
-    assert!(store.try_lock().unwrap().is_none());
-    assert_eq!(
-        send_and_answer(&mut call, Verdict::Accepted).await,
-        "at-refreshed"
-    );
     assert_eq!(backend.refreshes.load(Ordering::SeqCst), 1);
-    // Released once the new tokens are saved.
-    let stored = store.load().unwrap().unwrap();
-    assert_eq!(
-        stored.refresh_token.unwrap().expose_secret(),
-        "rt-refreshed"
-    );
-    assert!(store.try_lock().unwrap().is_some());
-}
-
-#[tokio::test]
-async fn a_lock_held_past_the_operation_deadline_is_a_transient_failure() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileStore::new(dir.path().join("session.json"));
-    store.save(&stored("at-stored", "rt-stored")).unwrap();
-    let _held = store.lock(Duration::from_secs(1)).unwrap();
-    let backend = Counting::default();
-    let config = Config {
-        operation_timeout: Duration::from_millis(50),
-        max_operation_retries: 1,
-        backoff_base: Duration::from_millis(10),
-        backoff_max: Duration::from_millis(10),
-        ..Config::default()
-    };
-    let session = SessionHandle::builder(backend.clone())
-        .config(config)
-        .store(store.clone())
-        .start()
-        .await;
-    let mut call = session.call::<&str>(RequestSpec::bearer());
-    send_and_answer(&mut call, Verdict::Rejected).await;
-    let outcome = tokio::time::timeout(Duration::from_secs(5), call.next_step())
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            outcome,
-            Err(CallError::Session(RequestError::AuthUnavailable { .. }))
-        ),
-        "{outcome:?}"
-    );
-    assert_eq!(backend.refreshes.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]

@@ -1,5 +1,4 @@
-//! `seamless-probe`: the child process of auth-blocking's crash and multi-process tests. Not a
-//! tool for users.
+//! `seamless-probe`: the child process of auth-blocking's crash tests. Not a tool for users.
 //!
 //! It runs an app against the demo server at `--server`, with a file store at `--store`:
 //! `--waves` waves of `--requests` GETs spread over `--threads` threads. Every line it prints
@@ -14,7 +13,6 @@
 //! Kill points (`--kill-at`): `before-refresh` (the refresh is about to go to the server),
 //! `after-rotation` (the server rotated the refresh token, nothing is persisted yet),
 //! `after-persist` (the rotated tokens are in the store, no queued request is sent yet).
-//! `--no-lock` turns the store's cross-process refresh lock off, to show what it prevents.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper: a failure should be loud
 
 #[path = "demo.rs"]
@@ -30,7 +28,7 @@ use std::time::Duration;
 use auth_blocking::auth_core::{Config, RefreshToken, Snapshot, TokenSet};
 use auth_blocking::ureq::{ApiClient, Scope};
 use auth_blocking::{
-    Backend, FileStore, LoginError, RefreshError, SessionHandle, StoreError, StoreLock, TokenStore,
+    Backend, FileStore, LoginError, RefreshError, SessionHandle, StoreError, TokenStore,
 };
 
 use demo::DemoBackend;
@@ -50,7 +48,6 @@ struct Options {
     requests: usize,
     waves: usize,
     wait_go: bool,
-    no_lock: bool,
     kill_at: Option<KillAt>,
 }
 
@@ -61,12 +58,11 @@ struct Hooked {
     refreshed: Arc<AtomicBool>,
 }
 
-/// The file store with the kill point after a persist, and the lock switch.
+/// The file store with the kill point after a persist.
 struct HookedStore {
     inner: FileStore,
     kill_at: Option<KillAt>,
     refreshed: Arc<AtomicBool>,
-    no_lock: bool,
 }
 
 fn main() -> ExitCode {
@@ -81,7 +77,6 @@ fn main() -> ExitCode {
         inner: FileStore::new(&options.store),
         kill_at: options.kill_at,
         refreshed,
-        no_lock: options.no_lock,
     };
     let config = Config {
         operation_timeout: Duration::from_secs(5),
@@ -162,7 +157,6 @@ fn parse() -> Options {
         requests: 1,
         waves: 1,
         wait_go: false,
-        no_lock: false,
         kill_at: None,
     };
     let mut args = std::env::args().skip(1);
@@ -176,7 +170,6 @@ fn parse() -> Options {
             "--requests" => options.requests = value().parse().expect("--requests"),
             "--waves" => options.waves = value().parse().expect("--waves"),
             "--wait-go" => options.wait_go = true,
-            "--no-lock" => options.no_lock = true,
             "--kill-at" => {
                 options.kill_at = Some(match value().as_str() {
                     "before-refresh" => KillAt::BeforeRefresh,
@@ -236,12 +229,5 @@ impl TokenStore for HookedStore {
 
     fn clear(&self) -> Result<(), StoreError> {
         self.inner.clear()
-    }
-
-    fn refresh_lock(&self, wait: Duration) -> Result<Option<StoreLock>, StoreError> {
-        if self.no_lock {
-            return Ok(None);
-        }
-        TokenStore::refresh_lock(&self.inner, wait)
     }
 }

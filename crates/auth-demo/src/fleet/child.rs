@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use auth_redis::RedisStore;
 use auth_store::shared::SharedFileStore;
-use auth_tokio::auth_core::Snapshot;
 use auth_tokio::reqwest::ApiClient;
-use auth_tokio::{Error, FileStore, Scope, SessionHandle, StoreError, TokenStore};
+use auth_tokio::{Error, FileStore, Scope, SessionHandle};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -121,12 +120,7 @@ async fn start_session(
         StoreSpec::File { path } => {
             builder.shared_store(SharedFileStore::new(path).with_lock_wait(call_limit))
         }
-        StoreSpec::Local { path, lock: true } => {
-            return Ok(builder.store(FileStore::new(path)).start().await)
-        }
-        StoreSpec::Local { path, lock: false } => {
-            return Ok(builder.store(Unlocked(FileStore::new(path))).start().await)
-        }
+        StoreSpec::Local { path } => return Ok(builder.store(FileStore::new(path)).start().await),
         StoreSpec::Redis { url, prefix } => {
             let options = auth_redis::Options::default().timeout(call_limit);
             let store = RedisStore::with_options(url, prefix, options)?;
@@ -134,23 +128,6 @@ async fn start_session(
         }
     };
     Ok(builder.start().await)
-}
-
-/// The file store without its refresh lock.
-struct Unlocked(FileStore);
-
-impl TokenStore for Unlocked {
-    async fn load(&self) -> Result<Option<Snapshot>, StoreError> {
-        TokenStore::load(&self.0).await
-    }
-
-    async fn save(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        TokenStore::save(&self.0, snapshot).await
-    }
-
-    async fn clear(&self) -> Result<(), StoreError> {
-        TokenStore::clear(&self.0).await
-    }
 }
 
 /// Sends `requests` GETs to `/api/fleet/<tag>/<n>`, started evenly over `spread`, and counts how

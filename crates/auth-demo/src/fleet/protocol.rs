@@ -32,14 +32,12 @@ pub enum StoreSpec {
         /// The session file.
         path: PathBuf,
     },
-    /// The single-process file store (`auth_tokio::FileStore`): no shared record, only its
-    /// cross-process refresh lock, or with `lock: false` not even that (what processes sharing
-    /// a file did before the lock: the non-vacuity check of the `multiprocess` tests).
+    /// The single-process file store (`auth_tokio::FileStore`), not a shared one: children on
+    /// one such file share nothing but its content, so each refreshes on its own (what the
+    /// `multiprocess` test shows, and why shared stores exist).
     Local {
         /// The session file.
         path: PathBuf,
-        /// Whether refreshes take the store's lock.
-        lock: bool,
     },
     /// A Redis store (a fleet): the server and the key prefix of this run's session.
     Redis {

@@ -1,14 +1,12 @@
-//! [`TokenStore`] for auth-store's [`FileStore`]: its blocking calls run on tokio's blocking pool,
-//! the cross-process refresh lock too.
+//! [`TokenStore`] for auth-store's [`FileStore`]: its blocking calls run on tokio's blocking pool.
 //!
 //! `FileStore`'s own (inherent) `load`/`save`/`clear` are the blocking ones, for start-up code
 //! and tests; the driver uses these async ones.
 
 use std::io;
-use std::time::Duration;
 
 use auth_core::Snapshot;
-use auth_store::{FileStore, StoreLock};
+use auth_store::FileStore;
 
 use super::{StoreError, TokenStore};
 
@@ -26,12 +24,6 @@ impl TokenStore for FileStore {
     async fn clear(&self) -> Result<(), StoreError> {
         let store = self.clone();
         blocking(move || store.clear()).await
-    }
-
-    /// auth-store's lock beside the file, taken on the blocking pool.
-    async fn refresh_lock(&self, wait: Duration) -> Result<Option<StoreLock>, StoreError> {
-        let store = self.clone();
-        blocking(move || store.lock(wait).map(Some)).await
     }
 }
 
@@ -70,20 +62,5 @@ mod tests {
         assert_eq!(std::fs::read(store.path()).unwrap(), *snapshot.encode());
         TokenStore::clear(&store).await.unwrap();
         assert!(store.load().unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn the_refresh_lock_excludes_another_holder_until_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::new(dir.path().join("session.json"));
-        let held = TokenStore::refresh_lock(&store, Duration::from_secs(1))
-            .await
-            .unwrap();
-        assert!(held.is_some());
-        let busy = TokenStore::refresh_lock(&store, Duration::from_millis(20)).await;
-        assert!(matches!(busy, Err(StoreError::LockTimeout { .. })));
-        drop(held);
-        let again = TokenStore::refresh_lock(&store, Duration::from_millis(20)).await;
-        assert!(again.unwrap().is_some());
     }
 }

@@ -5,16 +5,19 @@
 //! ([`Snapshot::encode`] / [`Snapshot::decode`]). The [`FileStore`] is auth-store's (atomic
 //! `fsync`ed writes, `0600`; see its crate documentation for the format and crash guarantees),
 //! shared with the blocking driver, so a file written by one driver is read by the other.
+//!
+//! A [`TokenStore`] belongs to one process: two processes on one store would each refresh with
+//! the same refresh token. Processes that share a session use a shared store instead
+//! ([`crate::Builder::shared_store`]).
 
 mod file;
 mod memory;
 
 use std::future::Future;
-use std::time::Duration;
 
 use auth_core::Snapshot;
 
-pub use auth_store::{FileStore, StoreLock};
+pub use auth_store::FileStore;
 pub use memory::MemoryStore;
 
 /// Durable storage of one session's tokens.
@@ -33,20 +36,6 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Forgets the stored session. Clearing an empty store succeeds.
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The lock that makes refreshes single flight across every process sharing this store,
-    /// waiting at most `wait` for it. The driver holds it from before it re-reads the store
-    /// until the refreshed tokens are saved, and uses tokens another holder stored instead of
-    /// refreshing again.
-    ///
-    /// `Ok(None)` (the default) means the store is not shared: nothing to lock.
-    fn refresh_lock(
-        &self,
-        wait: Duration,
-    ) -> impl Future<Output = Result<Option<StoreLock>, StoreError>> + Send {
-        let _ = wait;
-        std::future::ready(Ok(None))
-    }
 }
 
 /// Why the store could not be read or written: auth-store's error, shared by every store.
