@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime};
 use auth_core::Snapshot;
 use zeroize::Zeroizing;
 
-use crate::lock::StoreLock;
 use crate::StoreError;
 
 /// Makes temporary file names unique within the process (the pid makes them unique across).
@@ -24,24 +23,19 @@ pub const MAX_SNAPSHOT_LEN: usize = 64 * 1024;
 /// Age after which a temporary file is an orphan of a crashed save (a save takes milliseconds).
 const ORPHAN_AGE: Duration = Duration::from_secs(60);
 
-/// A session stored in one file; see the [crate documentation](crate) for the format, the crash
-/// guarantees and the lock. Cheap to clone; clones use the same file and lock.
+/// One process's session stored in one file; see the [crate documentation](crate) for the
+/// format and the crash guarantees. Processes that share a session use a
+/// [`SharedFileStore`](crate::shared::SharedFileStore) instead. Cheap to clone; clones use the
+/// same file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileStore {
     path: PathBuf,
-    lock_path: PathBuf,
 }
 
 impl FileStore {
-    /// A store at `path`, locked through `<path>.lock`. Nothing is touched until the first call.
+    /// A store at `path`. Nothing is touched until the first call.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        let path = path.into();
-        let mut lock_name = path.as_os_str().to_owned();
-        lock_name.push(".lock");
-        FileStore {
-            path,
-            lock_path: PathBuf::from(lock_name),
-        }
+        FileStore { path: path.into() }
     }
 
     /// Reads the stored session: `Ok(None)` when there is none. Never blocks: anything but a
@@ -75,7 +69,7 @@ impl FileStore {
 
     /// Forgets the stored session: removes the file and every temporary file of this store
     /// whatever its age (a save that crashed, or one under way, holds tokens too), then `fsync`s
-    /// the directory. Clearing an empty store succeeds. The lock file stays.
+    /// the directory. Clearing an empty store succeeds.
     ///
     /// `Ok` means no file of this store holds a token any more, durably. On `Err` some may
     /// (everything removable was removed); the call may be retried.
@@ -105,28 +99,9 @@ impl FileStore {
         }
     }
 
-    /// Takes the store's exclusive lock, waiting at most `wait` for another holder (in this
-    /// process or another) to release it; [`StoreError::LockTimeout`] after that. The lock is
-    /// released when the [`StoreLock`] drops, or when the process dies.
-    pub fn lock(&self, wait: Duration) -> Result<StoreLock, StoreError> {
-        create_private_dir(&self.directory())?;
-        StoreLock::acquire(&self.lock_path, wait)
-    }
-
-    /// Takes the store's exclusive lock if it is free: `Ok(None)` when someone holds it.
-    pub fn try_lock(&self) -> Result<Option<StoreLock>, StoreError> {
-        create_private_dir(&self.directory())?;
-        StoreLock::try_acquire(&self.lock_path)
-    }
-
     /// Where the session is stored.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The lock file beside the store.
-    pub fn lock_path(&self) -> &Path {
-        &self.lock_path
     }
 
     /// The file's bytes (`Ok(None)` when there is no file), refusing more than `max` of them:
@@ -176,7 +151,8 @@ impl FileStore {
         Ok(())
     }
 
-    fn directory(&self) -> PathBuf {
+    /// The directory the file is in.
+    pub(crate) fn directory(&self) -> PathBuf {
         match self.path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
             _ => PathBuf::from("."),
@@ -348,15 +324,13 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn file_lock_file_and_new_directory_are_private() {
+    fn file_and_new_directory_are_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::new(dir.path().join("private/session.json"));
         store.save(&sample("at-1")).unwrap();
-        drop(store.lock(Duration::from_secs(1)).unwrap());
         let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(store.path()), 0o600);
-        assert_eq!(mode(store.lock_path()), 0o600);
         assert_eq!(mode(&dir.path().join("private")), 0o700);
     }
 
@@ -513,17 +487,6 @@ mod tests {
             store.save(&sample_of_len(MAX_SNAPSHOT_LEN + 1)),
             Err(StoreError::TooLarge { .. })
         ));
-    }
-
-    #[test]
-    fn clear_keeps_the_lock_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::new(dir.path().join("session.json"));
-        store.save(&sample("at-1")).unwrap();
-        let lock = store.lock(Duration::from_secs(1)).unwrap();
-        store.clear().unwrap();
-        drop(lock);
-        assert_eq!(names(dir.path()), ["session.json.lock"]);
     }
 
     #[test]

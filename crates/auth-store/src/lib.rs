@@ -5,8 +5,8 @@
 //!
 //! - [`FileStore`]: one process's session in one file, the bytes of auth-core's versioned
 //!   [`Snapshot`](auth_core::Snapshot). Every driver that stores a session in a file uses this one
-//!   implementation, so they agree on the format, the guarantees and the lock. The rest of this
-//!   page is about it.
+//!   implementation, so they agree on the format and the guarantees. The rest of this page is
+//!   about it.
 //! - [`shared`]: one session shared by several processes (auth-core's
 //!   [`Session::shared`](auth_core::Session::shared)): the [`shared::SharedStore`] trait with its
 //!   lease, spent mark and compare-and-swap, an in-memory backend, a file backend for the
@@ -39,23 +39,14 @@
 //!   clear. When it returns `Ok`, no file of the store holds a token.
 //! - The file is created `0600` and a missing parent directory `0700` (Unix).
 //!
-//! ## Locking: one refresh across processes
+//! ## One process
 //!
-//! A refresh token that rotates can be spent once. Several processes sharing one store must not
-//! each refresh with the same token: the second refresh burns the first one's rotation and ends
-//! in a silent login. [`FileStore::lock`] takes an exclusive advisory lock (`flock(2)` on Unix,
-//! `LockFileEx` on Windows) on a lock file beside the store (`<name>.lock`). A driver holds it
-//! from before it re-reads the store until the refreshed tokens are saved:
-//!
-//! 1. lock; 2. load: if the stored refresh token differs from the one about to be spent
-//!    ([`rotated_elsewhere`]), another process already rotated it: use the stored tokens
-//!    ([`stored_tokens`]) as the refresh result, no call to the server; 3. otherwise refresh and
-//!    save; 4. unlock (drop the [`StoreLock`]) once the new tokens are saved.
-//!
-//! The kernel releases the lock when its holder dies, even by `SIGKILL`, so a crash never leaves
-//! the store locked. The lock file is never removed (removing it would let two processes lock
-//! two different files); it holds no data. The lock is advisory: only code that takes it is
-//! excluded, and plain [`FileStore::save`] does not take it (an atomic rename needs no lock).
+//! A `FileStore` belongs to one process. Processes on one file would each restore the same
+//! refresh token and each present it: the server rotates it once and sees every other
+//! presentation as a reuse (those processes fall back to a login, or, where reuse revokes the
+//! token family, every one of them is signed out). Processes that share one session use
+//! [`shared::SharedFileStore`] (one host) or a Redis store (a fleet) with auth-core's shared
+//! sessions: one refresh across all of them, decided inside the verified core.
 //!
 //! ```
 //! use auth_core::{AccessToken, RefreshToken, Snapshot};
@@ -69,30 +60,24 @@
 //!     refresh_token: Some(RefreshToken::new("refresh")),
 //!     expires_at: None,
 //! };
-//! {
-//!     let _lock = store.lock(std::time::Duration::from_secs(5))?;
-//!     store.save(&snapshot)?;
-//! } // unlocked here
+//! store.save(&snapshot)?;
 //! assert_eq!(store.load()?, Some(snapshot));
+//! store.clear()?;
+//! assert!(store.load()?.is_none());
 //! # Ok::<(), auth_store::StoreError>(())
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
 mod file;
-mod lock;
-mod refresh;
 pub mod shared;
 
 use std::io;
-use std::time::Duration;
 
 use auth_core::SnapshotError;
 
 pub use file::{FileStore, MAX_SNAPSHOT_LEN};
-pub use lock::StoreLock;
-pub use refresh::{rotated_elsewhere, stored_tokens};
 
-/// Why the store could not be read, written or locked, by what the caller can do.
+/// Why the store could not be read or written, by what the caller can do.
 ///
 /// A driver never fails a request because of the store: after a failed save the session goes on
 /// with its tokens in memory (they will not survive a restart), and an unreadable store at start
@@ -108,13 +93,6 @@ pub enum StoreError {
     /// format version): treat the store as empty.
     #[error("stored session is unreadable: {0}")]
     Unreadable(#[from] SnapshotError),
-    /// Another holder kept the lock longer than the wait allowed: retry later (for a refresh, a
-    /// transient failure).
-    #[error("the token store stayed locked for {waited:?}")]
-    LockTimeout {
-        /// How long the caller waited.
-        waited: Duration,
-    },
     /// The session is larger than the store keeps ([`MAX_SNAPSHOT_LEN`]). From `save`: nothing
     /// was written (the store still holds what it held); the server issued unusually large
     /// tokens, which live in memory only and do not survive a restart. From `load`: the file is

@@ -20,7 +20,7 @@ use auth_store::shared::{
     Acquired, LeaseOwner, Published, Record, RecordContent, SharedFileStore, SharedStore,
     SharedStoreError,
 };
-use auth_store::{FileStore, MAX_SNAPSHOT_LEN};
+use auth_store::MAX_SNAPSHOT_LEN;
 
 /// A child's part: `<test name>\n<part>\n<store path>`.
 const CHILD_ENV: &str = "SEAMLESS_SHARED_FILE_CHILD";
@@ -319,7 +319,8 @@ fn an_operation_waits_for_the_lock_no_longer_than_the_store_says() {
     let wait = Duration::from_millis(100);
     let store = SharedFileStore::new(&path).with_lock_wait(wait);
     // Another holder of the same lock (a process stuck inside an operation).
-    let held = FileStore::new(&path).lock(Duration::from_secs(1)).unwrap();
+    let held = fs::File::create(store.lock_path()).unwrap();
+    assert!(fs4::fs_std::FileExt::try_lock_exclusive(&held).unwrap());
     let start = std::time::Instant::now();
     let answer = store.acquire(&LeaseOwner("o".to_owned()), Duration::from_secs(1));
     let waited = start.elapsed();

@@ -6,9 +6,11 @@ use std::time::{Duration, SystemTime};
 use auth_core::{Snapshot, SnapshotError, StoreVersion};
 
 use super::format::{self, FileState, MAX_FILE_LEN, MAX_OWNER_LEN};
+use super::lock::StoreLock;
 use super::state::{Change, State};
 use super::{Acquired, LeaseOwner, Published, Record, SharedStore, SharedStoreError};
-use crate::{FileStore, StoreError, StoreLock, MAX_SNAPSHOT_LEN};
+use crate::file::create_private_dir;
+use crate::{FileStore, StoreError, MAX_SNAPSHOT_LEN};
 
 /// How long an operation waits for another one holding the file's lock before answering
 /// [`SharedStoreError::Unavailable`], unless [`SharedFileStore::with_lock_wait`] says otherwise.
@@ -18,8 +20,8 @@ pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(1);
 /// A session shared by the processes of one host through one file.
 ///
 /// The file holds the record **and** the lease, so every operation is one short critical
-/// section: take the store's exclusive lock (`flock(2)` on `<path>.lock`, the lock of
-/// [`FileStore::lock`], waited for at most the store's lock wait), read the file, decide, write
+/// section: take the store's exclusive lock (`flock(2)` on `<path>.lock` on Unix, `LockFileEx`
+/// on Windows, waited for at most the store's lock wait), read the file, decide, write
 /// the new file atomically (temporary file `0600`, `fsync`, rename, `fsync` of the directory:
 /// the write of [`FileStore::save`]), unlock. The lock is never held longer than that, so a
 /// process killed at any instant blocks nobody (the kernel drops its lock), and a torn file is
@@ -63,8 +65,10 @@ pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(1);
 /// Errors and `Debug` never show a token: errors are fixed text (with the OS's error for I/O),
 /// and the records they carry show token fingerprints only.
 ///
-/// The path must not also be used by a plain [`FileStore`]: the two formats differ, and they
-/// would share one lock file.
+/// The lock is advisory: only this store's operations take it. The lock file holds no data and
+/// is never removed (removing it would let two processes lock two different files). The path
+/// must not also be used by a plain [`FileStore`], which is one process's store in another
+/// format.
 ///
 /// ```
 /// use std::time::Duration;
@@ -81,6 +85,7 @@ pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SharedFileStore {
     file: FileStore,
+    lock_path: PathBuf,
     lock_wait: Duration,
 }
 
@@ -89,8 +94,12 @@ impl SharedFileStore {
     /// for the lock. Nothing is touched until the first call; a missing directory is created
     /// `0700` by the first write.
     pub fn new(path: impl Into<PathBuf>) -> SharedFileStore {
+        let path = path.into();
+        let mut lock_name = path.as_os_str().to_owned();
+        lock_name.push(".lock");
         SharedFileStore {
             file: FileStore::new(path),
+            lock_path: PathBuf::from(lock_name),
             lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
@@ -122,7 +131,7 @@ impl SharedFileStore {
 
     /// The lock file beside it.
     pub fn lock_path(&self) -> &Path {
-        self.file.lock_path()
+        &self.lock_path
     }
 
     /// Takes the lock, reads the state, lets `decide` change it, writes it back if it changed.
@@ -142,7 +151,9 @@ impl SharedFileStore {
     }
 
     fn lock(&self) -> Result<StoreLock, SharedStoreError> {
-        self.file.lock(self.lock_wait).map_err(unavailable)
+        create_private_dir(&self.file.directory()).map_err(|error| unavailable(error.into()))?;
+        StoreLock::acquire(&self.lock_path, self.lock_wait)
+            .map_err(|error| SharedStoreError::Unavailable(error.to_string()))
     }
 
     /// The file's state; no file is a store never written.
@@ -221,8 +232,8 @@ fn unix_now_ms() -> u64 {
         })
 }
 
-/// A file-store failure as the shared store's: the environment (I/O, the lock's wait), to
-/// retry. The texts are the store's own and the OS's, never the file's content.
+/// A file-store failure as the shared store's: the environment (I/O), to retry. The texts are
+/// the store's own and the OS's, never the file's content.
 fn unavailable(error: StoreError) -> SharedStoreError {
     SharedStoreError::Unavailable(error.to_string())
 }

@@ -39,6 +39,7 @@
 
 mod file;
 mod format;
+mod lock;
 mod memory;
 mod state;
 
@@ -51,7 +52,8 @@ pub use memory::MemorySharedStore;
 use std::time::Duration;
 
 use auth_core::{
-    LeaseResult, Observed, PublishResult, Snapshot, SnapshotError, StoreVersion, Stored, UnixTime,
+    LeaseResult, Observed, PublishResult, Snapshot, SnapshotError, StoreVersion, Stored, TokenSet,
+    UnixTime,
 };
 
 /// What the shared record holds, as stored (tokens with their wall-clock expiry).
@@ -94,7 +96,7 @@ impl Record {
             RecordContent::Empty => Stored::Empty,
             RecordContent::LoggedOut => Stored::LoggedOut,
             RecordContent::Tokens(snapshot) => {
-                Stored::Tokens(crate::stored_tokens(snapshot.clone(), wall_now))
+                Stored::Tokens(stored_tokens(snapshot.clone(), wall_now))
             }
         };
         Observed {
@@ -189,4 +191,45 @@ pub trait SharedStore: Send + Sync + 'static {
 
     /// Writes the tombstone of a logout and returns the record.
     fn logout(&self) -> Result<Record, SharedStoreError>;
+}
+
+/// Stored tokens as the session takes them: their remaining lifetime is counted from
+/// `wall_now`, so expired ones get zero and are refreshed before use.
+fn stored_tokens(stored: Snapshot, wall_now: UnixTime) -> TokenSet {
+    TokenSet {
+        access_token: stored.access_token,
+        refresh_token: stored.refresh_token,
+        expires_in: stored
+            .expires_at
+            .map(|at| Duration::from_millis(at.as_millis().saturating_sub(wall_now.as_millis()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use auth_core::{AccessToken, RefreshToken};
+
+    use super::*;
+
+    fn stored(refresh: Option<&str>, expires_at: Option<u64>) -> Snapshot {
+        Snapshot {
+            access_token: AccessToken::new("at-stored"),
+            refresh_token: refresh.map(RefreshToken::new),
+            expires_at: expires_at.map(UnixTime::from_millis),
+        }
+    }
+
+    #[test]
+    fn stored_tokens_keep_their_remaining_lifetime() {
+        let now = UnixTime::from_millis(1_000_000);
+        let tokens = stored_tokens(stored(Some("rt-2"), Some(1_060_000)), now);
+        assert_eq!(tokens.access_token.expose_secret(), "at-stored");
+        assert_eq!(tokens.refresh_token.unwrap().expose_secret(), "rt-2");
+        assert_eq!(tokens.expires_in, Some(Duration::from_secs(60)));
+        let expired = stored_tokens(stored(Some("rt-2"), Some(999_000)), now);
+        assert_eq!(expired.expires_in, Some(Duration::ZERO));
+        assert_eq!(stored_tokens(stored(None, None), now).expires_in, None);
+    }
 }
