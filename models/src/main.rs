@@ -124,6 +124,9 @@ struct FleetWorldArgs {
     /// Pauses: a process frozen until its next timer, then fed an answer before the timer.
     #[arg(long, default_value_t = 0)]
     pauses: u8,
+    /// Store data losses (a restart without persistence) while it holds tokens.
+    #[arg(long, default_value_t = 0)]
+    store_losses: u8,
     /// No `StoreChanged` notifications: processes learn of changes from lease answers only.
     #[arg(long)]
     no_notifications: bool,
@@ -393,6 +396,7 @@ fn fleet(args: FleetArgs) -> ExitCode {
                     store_faults: w.store_faults,
                     server_faults: w.server_faults,
                     pauses: w.pauses,
+                    store_losses: w.store_losses,
                 },
             );
             world.notifications = !w.no_notifications;

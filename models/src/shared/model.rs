@@ -25,7 +25,7 @@ use auth_core::{
 };
 use stateright::Model;
 
-use super::store::{Owner, Record, Server, Store, Tokens};
+use super::store::{Content, Owner, Record, Server, Store, Tokens};
 use super::world::{FleetBudget, FleetWorld};
 use crate::model::{names, number, settled, violates};
 
@@ -114,9 +114,10 @@ pub struct Proc {
     pub checked: Checked,
     /// How many times the process restarted.
     pub incarnation: u8,
-    /// The newest store version this process read or was told of: its watcher
-    /// ([`FleetAction::Watch`]) reads again only when the record changed since.
-    pub seen: u64,
+    /// The version and content of the record as this process last read it or was told of it:
+    /// its watcher ([`FleetAction::Watch`]) reads again only when the record differs (whole
+    /// records, as the drivers compare them: a store that lost its data reuses versions).
+    pub seen: (u64, Content),
 }
 
 /// Interesting things the last step did, for the `sometimes` properties.
@@ -216,7 +217,7 @@ impl FleetState {
     /// saw it, and one read at a time is on its way.
     fn may_watch(&self, process: Process, notifications: bool) -> bool {
         notifications
-            && self.store.version != self.procs[process].seen
+            && self.store.seen() != self.procs[process].seen
             && !self
                 .net
                 .iter()
@@ -257,6 +258,10 @@ pub enum FleetAction {
     Expire,
     /// Fault: the lease expires before its holder gives it back.
     ExpireLease,
+    /// Fault: the store loses its data (Redis restarted without persistence): the record is
+    /// empty again at version 0, the mark and the lease are gone. Only while it holds tokens:
+    /// a lost tombstone is a lost logout, a documented limit, not a property to check.
+    LoseStore,
     /// The user logs out in a process.
     Logout(Process),
     /// The app of a process asks for a login.
@@ -452,11 +457,23 @@ impl FleetModel {
                 }
                 s.server.expire();
             }
-            FleetAction::ExpireLease => {
-                s.budget.lease_expiries = s.budget.lease_expiries.checked_sub(1)?;
-                if !s.store.expire_lease() {
+            FleetAction::LoseStore => {
+                s.budget.store_losses = s.budget.store_losses.checked_sub(1)?;
+                if !matches!(s.store.content, Content::Tokens(_)) {
                     return None;
                 }
+                let live = s.store.lease.is_some();
+                s.store.lose();
+                if live {
+                    s.fleet.on_lease_expired();
+                }
+            }
+            FleetAction::ExpireLease => {
+                s.budget.lease_expiries = s.budget.lease_expiries.checked_sub(1)?;
+                if s.store.lease.is_none() {
+                    return None;
+                }
+                s.store.expire_lease();
                 s.fleet.on_lease_expired();
             }
             FleetAction::Logout(p) | FleetAction::Login(p) => {
@@ -482,7 +499,7 @@ impl FleetModel {
                 if !s.may_watch(p, self.world.notifications) {
                     return None;
                 }
-                s.procs[p].seen = s.store.version;
+                s.procs[p].seen = s.store.seen();
                 let record = s.store.record();
                 s.insert_msg(Msg::Changed { process: p, record });
             }
@@ -518,7 +535,7 @@ impl FleetModel {
             s.procs.push(Proc {
                 checked: Checked::new((self.plant)(session), &mut out),
                 incarnation: 0,
-                seen: s.store.version,
+                seen: s.store.seen(),
             });
             self.carry_out(&mut s, p, out, Instant::ZERO, &mut log);
         }
@@ -617,7 +634,7 @@ impl FleetModel {
         if let LeaseResult::Granted(_) = result {
             s.fleet.on_granted(process, op);
         }
-        s.procs[process].seen = s.store.version;
+        s.procs[process].seen = s.store.seen();
         result
     }
 
@@ -633,7 +650,7 @@ impl FleetModel {
         if result == PublishResult::Written {
             s.fleet.on_tokens_written();
         }
-        s.procs[process].seen = s.store.version;
+        s.procs[process].seen = s.store.seen();
         result
     }
 
@@ -673,7 +690,7 @@ impl FleetModel {
         let proc = &mut s.procs[p];
         proc.checked = Checked::new(session, &mut out);
         proc.incarnation = proc.incarnation.saturating_add(1);
-        proc.seen = s.store.version;
+        proc.seen = s.store.seen();
         self.carry_out(s, p, out, now, log);
     }
 
@@ -769,7 +786,7 @@ impl FleetModel {
             Command::ClearStore => {
                 let observed = s.store.logout();
                 s.fleet.on_tombstone();
-                s.procs[p].seen = s.store.version;
+                s.procs[p].seen = s.store.seen();
                 return Some(Input::StoreChanged(observed));
             }
             Command::Revoke { refresh_token } => {
@@ -866,6 +883,9 @@ impl Model for FleetModel {
         }
         if b.lease_expiries > 0 && s.store.lease.is_some() {
             actions.push(FleetAction::ExpireLease);
+        }
+        if b.store_losses > 0 && matches!(s.store.content, Content::Tokens(_)) {
+            actions.push(FleetAction::LoseStore);
         }
     }
 

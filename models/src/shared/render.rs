@@ -47,6 +47,7 @@ pub fn describe(action: &FleetAction) -> String {
         FleetAction::ExpireLease => {
             "the lease expires before its holder releases it [fault]".into()
         }
+        FleetAction::LoseStore => "the store loses its data: empty at v0, no lease [fault]".into(),
         FleetAction::Logout(p) => format!("p{p}: user logs out"),
         FleetAction::Login(p) => format!("p{p}: app asks for a login"),
         FleetAction::Crash(p) => format!("p{p}: crashes and restarts from the store [fault]"),

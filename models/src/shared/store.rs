@@ -122,6 +122,12 @@ impl Store {
         }
     }
 
+    /// What a watcher compares to notice a change: version and content (a change of the mark
+    /// alone changes nothing a session reads outside a lease answer).
+    pub fn seen(&self) -> (u64, Content) {
+        (self.version, self.content)
+    }
+
     /// The record as a driver reads it.
     pub fn observed(&self) -> Observed {
         self.record().observed()
@@ -174,11 +180,26 @@ impl Store {
         self.observed()
     }
 
-    /// The lease ends without a release (its ttl ran out). Returns whether one was live.
-    pub fn expire_lease(&mut self) -> bool {
-        let live = self.lease.take().is_some();
-        self.after_expiry |= live;
-        live
+    /// The store loses everything (a restart without persistence): empty at version 0, no mark,
+    /// no lease. A lease that was live is lost, so the next grant counts as a takeover.
+    ///
+    /// Neither this nor [`Store::expire_lease`] returns whether a lease was live: rustc 1.95
+    /// (and nightly 1.97) miscompiles `if store.method() { .. }` in release builds when the
+    /// inlined method stores the bool it returns (the MIR pass `SimplifyComparisonIntegral` loses
+    /// the store). Callers read `lease` first.
+    pub fn lose(&mut self) {
+        let after_expiry = self.lease.is_some();
+        *self = Store {
+            after_expiry,
+            ..Store::new(self.compare_and_swap)
+        };
+    }
+
+    /// The lease ends without a release (its ttl ran out).
+    pub fn expire_lease(&mut self) {
+        if self.lease.take().is_some() {
+            self.after_expiry = true;
+        }
     }
 }
 

@@ -37,6 +37,8 @@ pub struct FleetBudget {
     /// Pauses: a process frozen until its next timer is due, whose driver then feeds an answer
     /// with the time read after the pause, before the timer fires.
     pub pauses: u8,
+    /// The store loses its data (a restart without persistence) while it holds tokens.
+    pub store_losses: u8,
 }
 
 /// The world of the fleet model.
@@ -93,8 +95,8 @@ impl FleetWorld {
         let b = self.budget;
         format!(
             "{} processes, {} requests, {} expiries, {} hangs, {} lease expiries, {} crashes, \
-             {} logouts, {} logins, {} store faults, {} server faults, {} pauses, notifications \
-             {}, {}",
+             {} logouts, {} logins, {} store faults, {} server faults, {} pauses, {} store \
+             losses, notifications {}, {}",
             self.processes,
             b.requests,
             b.expiries,
@@ -106,6 +108,7 @@ impl FleetWorld {
             b.store_faults,
             b.server_faults,
             b.pauses,
+            b.store_losses,
             if self.notifications { "on" } else { "off" },
             if self.compare_and_swap {
                 "compare-and-swap store"
@@ -158,6 +161,7 @@ impl FleetCheck {
             store_faults: 0,
             server_faults: 0,
             pauses: 0,
+            store_losses: 0,
         };
         let world = |budget: FleetBudget, notifications: bool| FleetWorld {
             notifications,
@@ -250,6 +254,29 @@ impl FleetCheck {
                     false,
                 ),
                 unreachable: &[NO_LOGOUT, NO_RESTART],
+            },
+            FleetCheck {
+                name: "store-lost",
+                about: "a refresh through an expiry; the store loses its data (versions start \
+                        again at 0 with other tokens) while a crashed holder's token may have \
+                        reached the server",
+                world: world(
+                    FleetBudget {
+                        expiries: 1,
+                        crashes: 1,
+                        store_losses: 1,
+                        ..none
+                    },
+                    false,
+                ),
+                unreachable: &[
+                    (
+                        n::TAKEOVER,
+                        "no lease expires, and a lost store forgets the mark with the lease",
+                    ),
+                    NO_LOGOUT,
+                    NO_RESTART,
+                ],
             },
             FleetCheck {
                 name: "server-5xx",
