@@ -470,9 +470,7 @@ impl FleetModel {
             }
             FleetAction::ExpireLease => {
                 s.budget.lease_expiries = s.budget.lease_expiries.checked_sub(1)?;
-                if s.store.lease.is_none() {
-                    return None;
-                }
+                s.store.lease?;
                 s.store.expire_lease();
                 s.fleet.on_lease_expired();
             }
