@@ -41,9 +41,9 @@ pub struct ServerConfig {
     /// On a refresh token reuse, also revoke its whole family (every refresh token rotated from
     /// the same login, and their access tokens), as Ory Hydra, Auth0, Okta and Keycloak do. A
     /// reuse is refused and counted either way. Off by default: the single-process stories and
-    /// the no-lock non-vacuity checks count on the rotation's winner keeping its tokens; the
-    /// fleet demo and its fault tests turn it on, where a reuse must cost what it costs in
-    /// production.
+    /// the storm of processes on one plain file store (`tests/multiprocess.rs`) count on the
+    /// rotation's winner keeping its tokens; the fleet demo and its fault tests turn it on,
+    /// where a reuse must cost what it costs in production.
     pub revoke_family_on_reuse: bool,
 }
 
