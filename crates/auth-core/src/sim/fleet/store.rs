@@ -73,6 +73,25 @@ impl StoreOps {
     pub fn total(&self) -> u64 {
         self.reads + self.acquires + self.publishes + self.releases + self.logouts
     }
+
+    /// What happened between `earlier` (a copy of these counters taken before) and now: the
+    /// figures of one expiry, one storm. (Saturating: counters taken in the wrong order give
+    /// zeros, not a panic.)
+    pub fn since(&self, earlier: &StoreOps) -> StoreOps {
+        StoreOps {
+            reads: self.reads.saturating_sub(earlier.reads),
+            acquires: self.acquires.saturating_sub(earlier.acquires),
+            granted: self.granted.saturating_sub(earlier.granted),
+            busy: self.busy.saturating_sub(earlier.busy),
+            publishes: self.publishes.saturating_sub(earlier.publishes),
+            written: self.written.saturating_sub(earlier.written),
+            conflicts: self.conflicts.saturating_sub(earlier.conflicts),
+            releases: self.releases.saturating_sub(earlier.releases),
+            logouts: self.logouts.saturating_sub(earlier.logouts),
+            unavailable: self.unavailable.saturating_sub(earlier.unavailable),
+            lease_expiries: self.lease_expiries.saturating_sub(earlier.lease_expiries),
+        }
+    }
 }
 
 /// What the record holds; tokens with their expiry on the one simulated clock.
