@@ -121,12 +121,15 @@ struct FleetWorldArgs {
     /// Transient login or refresh failures at the auth server (before or after it acted).
     #[arg(long, default_value_t = 0)]
     server_faults: u8,
-    /// Pauses: a process frozen until its next timer, then fed an answer before the timer.
+    /// Pauses: a process frozen past its next timer, then fed an answer before the timer fires.
     #[arg(long, default_value_t = 0)]
     pauses: u8,
     /// Store data losses (a restart without persistence) while it holds tokens.
     #[arg(long, default_value_t = 0)]
     store_losses: u8,
+    /// Store answers that travel back slowly (the store acted; leases may expire meanwhile).
+    #[arg(long, default_value_t = 0)]
+    delays: u8,
     /// No `StoreChanged` notifications: processes learn of changes from lease answers only.
     #[arg(long)]
     no_notifications: bool,
@@ -397,6 +400,7 @@ fn fleet(args: FleetArgs) -> ExitCode {
                     server_faults: w.server_faults,
                     pauses: w.pauses,
                     store_losses: w.store_losses,
+                    delays: w.delays,
                 },
             );
             world.notifications = !w.no_notifications;

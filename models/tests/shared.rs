@@ -59,14 +59,15 @@ macro_rules! worlds {
 }
 
 worlds! {
-    lease_takeover_after_expiry_and_crash_is_checked_exhaustively => "takeover": 78_284,
-    logout_in_one_process_is_checked_exhaustively => "logout": 13_319,
-    login_after_a_shared_logout_is_checked_exhaustively => "login-after-logout": 64_075,
-    hung_holder_is_checked_exhaustively => "hung-holder": 39_339,
-    unreachable_store_is_checked_exhaustively => "store-down": 64_015,
-    paused_process_is_checked_exhaustively => "paused": 148_272,
-    store_that_loses_its_data_is_checked_exhaustively => "store-lost": 40_106,
-    transient_server_failures_are_checked_exhaustively => "server-5xx": 13_091,
+    lease_takeover_after_expiry_and_crash_is_checked_exhaustively => "takeover": 78_550,
+    logout_in_one_process_is_checked_exhaustively => "logout": 14_748,
+    login_after_a_shared_logout_is_checked_exhaustively => "login-after-logout": 67_749,
+    hung_holder_is_checked_exhaustively => "hung-holder": 43_235,
+    unreachable_store_is_checked_exhaustively => "store-down": 64_919,
+    paused_process_is_checked_exhaustively => "paused": 122_764,
+    store_that_loses_its_data_is_checked_exhaustively => "store-lost": 40_376,
+    delayed_store_answer_is_checked_exhaustively => "delayed-answer": 9_758,
+    transient_server_failures_are_checked_exhaustively => "server-5xx": 13_207,
 }
 
 /// 2 processes, 2 requests, one server-side expiry: both processes need a refresh.
@@ -85,6 +86,7 @@ fn refresh_race() -> FleetWorld {
             server_faults: 0,
             pauses: 0,
             store_losses: 0,
+            delays: 0,
         },
     )
 }

@@ -65,6 +65,9 @@ pub enum Msg {
         process: Process,
         /// Its operation.
         op: OpId,
+        /// When the lease it may get ends at the earliest, on the process's clock: asked at
+        /// this time plus the ttl. Clocks of the store and the processes run at one rate.
+        lease_end: Instant,
     },
     /// A compare-and-swap write at the store.
     Publish {
@@ -76,6 +79,18 @@ pub enum Msg {
         expected: u64,
         /// The tokens.
         tokens: Tokens,
+    },
+    /// The store's answer to a lease request or a publish, on its way back (the store acted
+    /// already): a delayed answer ([`FleetAction::Delay`]).
+    Answer {
+        /// The process.
+        process: Process,
+        /// The operation that asked.
+        op: OpId,
+        /// What the store answered.
+        answer: StoreAnswer,
+        /// For a lease answer, the lease's earliest end (see [`Msg::Acquire`]).
+        lease_end: Option<Instant>,
     },
     /// The record as the process's watcher read it, on its way to being fed as
     /// `Input::StoreChanged` (by then the record may have changed again).
@@ -96,14 +111,62 @@ impl Msg {
             | Msg::Refresh { process, .. }
             | Msg::Acquire { process, .. }
             | Msg::Publish { process, .. }
+            | Msg::Answer { process, .. }
             | Msg::Changed { process, .. } => process,
         }
     }
 
     /// Part of a login or refresh operation (a login, refresh, lease request or publish): its
-    /// deadline firing while this is unanswered is a hang.
+    /// deadline firing while this is unanswered is a hang. (A delayed answer spent its fault
+    /// already.)
     fn is_operation(&self) -> bool {
-        !matches!(self, Msg::Api { .. } | Msg::Changed { .. })
+        !matches!(
+            self,
+            Msg::Api { .. } | Msg::Changed { .. } | Msg::Answer { .. }
+        )
+    }
+}
+
+/// A store answer in flight, with the records it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StoreAnswer {
+    /// The lease was granted on this record (as before the mark); `takeover` when a lease had
+    /// expired before this grant.
+    Granted {
+        /// The record before the grant.
+        record: Record,
+        /// A lease expired (or was lost) before this grant.
+        takeover: bool,
+    },
+    /// The lease was busy; the record.
+    Busy(Record),
+    /// The publish was written.
+    Written,
+    /// The publish lost the compare-and-swap; the record.
+    Conflict(Record),
+}
+
+impl StoreAnswer {
+    /// The session's input for this answer to `op`.
+    fn input(self, op: OpId) -> Input {
+        match self {
+            StoreAnswer::Granted { record, .. } => Input::Lease {
+                op,
+                result: LeaseResult::Granted(record.observed()),
+            },
+            StoreAnswer::Busy(record) => Input::Lease {
+                op,
+                result: LeaseResult::Busy(record.observed()),
+            },
+            StoreAnswer::Written => Input::Published {
+                op,
+                result: PublishResult::Written,
+            },
+            StoreAnswer::Conflict(record) => Input::Published {
+                op,
+                result: PublishResult::Conflict(record.observed()),
+            },
+        }
     }
 }
 
@@ -137,6 +200,9 @@ impl FleetEvents {
     pub const PUBLISH_CONFLICT: FleetEvents = FleetEvents(1 << 3);
     /// A process restarted on a tombstone and started `LoggedOut`.
     pub const RESTART_LOGGED_OUT: FleetEvents = FleetEvents(1 << 4);
+    /// A grant read too late (its operation was given up, or its lease may have passed on) was
+    /// given back without a login or refresh.
+    pub const LATE_GRANT_RETURNED: FleetEvents = FleetEvents(1 << 5);
 
     /// Whether every event of `other` happened.
     pub fn contains(self, other: FleetEvents) -> bool {
@@ -250,7 +316,10 @@ pub enum FleetAction {
     /// Fault: the auth server answers a login or refresh with a transient failure (a 5xx); with
     /// `true` it issued or rotated first (the failure came after), so the tokens are lost.
     ServerFault(Msg, bool),
-    /// Fault: the process was paused (a GC pause, SIGSTOP) until its next timer was due, and
+    /// Fault: the store does a lease request or a publish now, and its answer travels back
+    /// slowly ([`Msg::Answer`]): leases may expire and other processes act before it is read.
+    Delay(Msg),
+    /// Fault: the process was paused (a GC pause, SIGSTOP) until just past its next timer, and
     /// its driver feeds this message's answer with the time read after the pause, before the
     /// timer fires.
     Paused(Msg),
@@ -341,6 +410,8 @@ pub mod fleet_names {
     pub const CONFLICT: &str = "late publish lost compare-and-swap";
     /// Restart after logout.
     pub const RESTART: &str = "restart after logout stays logged out";
+    /// A late grant given back.
+    pub const LATE_GRANT: &str = "late grant given back unused";
 }
 
 impl FleetModel {
@@ -379,15 +450,47 @@ impl FleetModel {
                 let now = s.now(msg.process());
                 self.deliver(&mut s, state, msg, now, log);
             }
+            FleetAction::Delay(msg) => {
+                s.budget.delays = s.budget.delays.checked_sub(1)?;
+                s.take_msg(msg)?;
+                let (process, op, answer, lease_end) = match msg {
+                    Msg::Acquire {
+                        process,
+                        op,
+                        lease_end,
+                    } => {
+                        let answer = self.acquire(&mut s, process, op);
+                        (process, op, answer, Some(lease_end))
+                    }
+                    Msg::Publish {
+                        process,
+                        op,
+                        expected,
+                        tokens,
+                    } => {
+                        let answer = self.publish(&mut s, process, expected, tokens);
+                        (process, op, answer, None)
+                    }
+                    _ => return None,
+                };
+                s.insert_msg(Msg::Answer {
+                    process,
+                    op,
+                    answer,
+                    lease_end,
+                });
+            }
             FleetAction::Paused(msg) => {
                 s.budget.pauses = s.budget.pauses.checked_sub(1)?;
                 s.take_msg(msg)?;
                 let p = msg.process();
+                // Read just past the timer's instant (an answer read at the deadline instant
+                // is in time by the core's rule; the pause is the case where it is not).
                 let (_, due) = s.procs[p].checked.session.next_timer()?;
-                if due <= s.now(p) {
-                    return None;
-                }
-                self.deliver(&mut s, state, msg, due, log);
+                let at = due
+                    .saturating_add(core::time::Duration::from_millis(1))
+                    .max(s.now(p));
+                self.deliver(&mut s, state, msg, at, log);
             }
             FleetAction::StoreDown(msg, applied) => {
                 s.budget.store_faults = s.budget.store_faults.checked_sub(1)?;
@@ -579,27 +682,26 @@ impl FleetModel {
                 self.feed(s, p, Input::RefreshResult { op, result }, now, log);
             }
             Msg::Acquire { op, .. } => {
-                let takeover = s.store.after_expiry;
-                let result = self.acquire(s, p, op);
-                let spent_tokens = matches!(
-                    &result,
-                    LeaseResult::Granted(Observed {
-                        spent: true,
-                        content: Stored::Tokens(_),
-                        ..
-                    })
-                );
-                let busy = matches!(result, LeaseResult::Busy(_));
-                let waiting = needs_tokens(&before.procs[p]);
-                let out = self.feed(s, p, Input::Lease { op, result }, now, log);
-                let logs_in = out.iter().any(|c| matches!(c, Command::Login { .. }));
-                if takeover && spent_tokens && logs_in {
-                    s.events.insert(FleetEvents::TAKEOVER_LOGIN);
-                }
-                if busy && waiting && adopted_only(&out) {
-                    s.events.insert(FleetEvents::WAITED_AND_ADOPTED);
-                }
-                note_logout_propagated(s, &out);
+                let answer = self.acquire(s, p, op);
+                self.answered(s, before, p, op, answer, now, log);
+            }
+            Msg::Answer {
+                op,
+                answer,
+                lease_end,
+                ..
+            } => {
+                // A grant whose lease ended before it is read is read no earlier than that end
+                // (one clock rate for all): the process was paused or the answer slow.
+                let at = match (answer, lease_end) {
+                    (StoreAnswer::Granted { .. }, Some(end))
+                        if s.store.lease != Some(s.owner(p, op)) =>
+                    {
+                        now.max(end)
+                    }
+                    _ => now,
+                };
+                self.answered(s, before, p, op, answer, at, log);
             }
             Msg::Changed { record, .. } => {
                 let waiting = needs_tokens(&before.procs[p]);
@@ -615,25 +717,66 @@ impl FleetModel {
                 tokens,
                 ..
             } => {
-                let result = self.publish(s, p, expected, tokens);
-                if matches!(result, PublishResult::Conflict(_)) {
-                    s.events.insert(FleetEvents::PUBLISH_CONFLICT);
-                }
-                let out = self.feed(s, p, Input::Published { op, result }, now, log);
-                note_logout_propagated(s, &out);
+                let answer = self.publish(s, p, expected, tokens);
+                self.answered(s, before, p, op, answer, now, log);
             }
         }
     }
 
-    /// The store takes a lease request of `process`'s operation `op`.
-    fn acquire(&self, s: &mut FleetState, process: Process, op: OpId) -> LeaseResult {
-        let owner = s.owner(process, op);
-        let result = s.store.acquire(owner);
-        if let LeaseResult::Granted(_) = result {
-            s.fleet.on_granted(process, op);
+    /// Feeds the store's `answer` to `op` of process `p` at `at`, noting what it shows.
+    #[allow(clippy::too_many_arguments)]
+    fn answered(
+        &self,
+        s: &mut FleetState,
+        before: &FleetState,
+        p: Process,
+        op: OpId,
+        answer: StoreAnswer,
+        at: Instant,
+        log: &mut FleetLog,
+    ) {
+        let waiting = needs_tokens(&before.procs[p]);
+        let out = self.feed(s, p, answer.input(op), at, log);
+        let starts = out
+            .iter()
+            .any(|c| matches!(c, Command::Login { .. } | Command::Refresh { .. }));
+        match answer {
+            StoreAnswer::Granted { record, takeover } => {
+                let spent_tokens = record.spent && matches!(record.content, Content::Tokens(_));
+                let logs_in = out.iter().any(|c| matches!(c, Command::Login { .. }));
+                if takeover && spent_tokens && logs_in {
+                    s.events.insert(FleetEvents::TAKEOVER_LOGIN);
+                }
+                let returned = out
+                    .iter()
+                    .any(|c| matches!(c, Command::Release { op: o, .. } if *o == op));
+                if returned && !starts && !out.iter().any(|c| matches!(c, Command::Adopted(_))) {
+                    s.events.insert(FleetEvents::LATE_GRANT_RETURNED);
+                }
+            }
+            StoreAnswer::Busy(_) if waiting && adopted_only(&out) => {
+                s.events.insert(FleetEvents::WAITED_AND_ADOPTED);
+            }
+            StoreAnswer::Conflict(_) => s.events.insert(FleetEvents::PUBLISH_CONFLICT),
+            _ => {}
         }
+        note_logout_propagated(s, &out);
+    }
+
+    /// The store takes a lease request of `process`'s operation `op`.
+    fn acquire(&self, s: &mut FleetState, process: Process, op: OpId) -> StoreAnswer {
+        let owner = s.owner(process, op);
+        let takeover = s.store.after_expiry;
+        let record = s.store.record();
+        let answer = match s.store.acquire(owner) {
+            LeaseResult::Granted(_) => {
+                s.fleet.on_granted(process, op);
+                StoreAnswer::Granted { record, takeover }
+            }
+            _ => StoreAnswer::Busy(record),
+        };
         s.procs[process].seen = s.store.seen();
-        result
+        answer
     }
 
     /// The store takes a publish of `process`.
@@ -643,13 +786,16 @@ impl FleetModel {
         process: Process,
         expected: u64,
         tokens: Tokens,
-    ) -> PublishResult {
-        let result = s.store.publish(expected, tokens);
-        if result == PublishResult::Written {
-            s.fleet.on_tokens_written();
-        }
+    ) -> StoreAnswer {
+        let answer = match s.store.publish(expected, tokens) {
+            PublishResult::Written => {
+                s.fleet.on_tokens_written();
+                StoreAnswer::Written
+            }
+            _ => StoreAnswer::Conflict(s.store.record()),
+        };
         s.procs[process].seen = s.store.seen();
-        result
+        answer
     }
 
     /// The process dies: what it had sent takes effect at its destination (answers lost), and a
@@ -659,7 +805,7 @@ impl FleetModel {
         s.net = rest;
         for msg in sent {
             match msg {
-                Msg::Api { .. } | Msg::Changed { .. } => {}
+                Msg::Api { .. } | Msg::Changed { .. } | Msg::Answer { .. } => {}
                 Msg::Login { .. } => {
                     s.server.login();
                 }
@@ -757,9 +903,10 @@ impl FleetModel {
                 op: *op,
                 token: number(refresh_token.expose_secret()),
             }),
-            Command::Acquire { op, .. } => s.insert_msg(Msg::Acquire {
+            Command::Acquire { op, ttl } => s.insert_msg(Msg::Acquire {
                 process: p,
                 op: *op,
+                lease_end: s.now(p).saturating_add(*ttl),
             }),
             Command::Publish {
                 op,
@@ -865,9 +1012,14 @@ impl Model for FleetModel {
                 actions.push(FleetAction::Paused(*msg));
             }
             match msg {
-                Msg::Acquire { .. } | Msg::Publish { .. } if b.store_faults > 0 => {
-                    actions.push(FleetAction::StoreDown(*msg, false));
-                    actions.push(FleetAction::StoreDown(*msg, true));
+                Msg::Acquire { .. } | Msg::Publish { .. } => {
+                    if b.store_faults > 0 {
+                        actions.push(FleetAction::StoreDown(*msg, false));
+                        actions.push(FleetAction::StoreDown(*msg, true));
+                    }
+                    if b.delays > 0 {
+                        actions.push(FleetAction::Delay(*msg));
+                    }
                 }
                 Msg::Login { .. } | Msg::Refresh { .. } if b.server_faults > 0 => {
                     actions.push(FleetAction::ServerFault(*msg, false));
@@ -947,6 +1099,9 @@ impl Model for FleetModel {
             }),
             P::sometimes(fleet_names::RESTART, |_, s: &FleetState| {
                 s.events.contains(FleetEvents::RESTART_LOGGED_OUT)
+            }),
+            P::sometimes(fleet_names::LATE_GRANT, |_, s: &FleetState| {
+                s.events.contains(FleetEvents::LATE_GRANT_RETURNED)
             }),
         ]
     }

@@ -38,8 +38,13 @@ pub fn describe(action: &FleetAction) -> String {
             msg.process(),
             msg_text(msg)
         ),
+        FleetAction::Delay(msg) => format!(
+            "p{}: {} done by the store, its answer delayed [fault]",
+            msg.process(),
+            msg_text(msg)
+        ),
         FleetAction::Paused(msg) => format!(
-            "p{}: {} answered after a pause until its next timer [fault]",
+            "p{}: {} answered after a pause past its next timer [fault]",
             msg.process(),
             msg_text(msg)
         ),
@@ -74,6 +79,7 @@ fn msg_text(msg: &Msg) -> String {
             op.0,
             content_text(Content::Tokens(*tokens))
         ),
+        Msg::Answer { op, answer, .. } => format!("store answer to op {}: {answer:?}", op.0),
         Msg::Changed { record, .. } => format!(
             "record v{} {}{} read by the watcher",
             record.version,

@@ -34,11 +34,14 @@ pub struct FleetBudget {
     /// A login or refresh that fails transiently at the auth server (a 5xx), before or after
     /// it issued or rotated.
     pub server_faults: u8,
-    /// Pauses: a process frozen until its next timer is due, whose driver then feeds an answer
-    /// with the time read after the pause, before the timer fires.
+    /// Pauses: a process frozen until just past its next timer, whose driver then feeds an
+    /// answer with the time read after the pause, before the timer fires.
     pub pauses: u8,
     /// The store loses its data (a restart without persistence) while it holds tokens.
     pub store_losses: u8,
+    /// Store answers (to a lease request or a publish) that travel back slowly: the store
+    /// acted, and leases may expire and other processes act before the answer is read.
+    pub delays: u8,
 }
 
 /// The world of the fleet model.
@@ -96,7 +99,7 @@ impl FleetWorld {
         format!(
             "{} processes, {} requests, {} expiries, {} hangs, {} lease expiries, {} crashes, \
              {} logouts, {} logins, {} store faults, {} server faults, {} pauses, {} store \
-             losses, notifications {}, {}",
+             losses, {} delayed answers, notifications {}, {}",
             self.processes,
             b.requests,
             b.expiries,
@@ -109,6 +112,7 @@ impl FleetWorld {
             b.server_faults,
             b.pauses,
             b.store_losses,
+            b.delays,
             if self.notifications { "on" } else { "off" },
             if self.compare_and_swap {
                 "compare-and-swap store"
@@ -144,6 +148,11 @@ impl FleetCheck {
         const NO_LOGOUT: (&str, &str) = (n::LOGOUT, "no logout");
         const NO_RESTART: (&str, &str) = (n::RESTART, "no logout");
         const NO_EXPIRY: (&str, &str) = (n::TAKEOVER, "no lease expires");
+        const NO_LATE_GRANT: (&str, &str) = (
+            n::LATE_GRANT,
+            "no hang, delay, pause or logout: every grant is read at once by the operation \
+             waiting for it",
+        );
         const NO_CONFLICT: (&str, &str) = (
             n::CONFLICT,
             "two publishes on one version need a lease that passed on while its holder ran \
@@ -162,6 +171,7 @@ impl FleetCheck {
             server_faults: 0,
             pauses: 0,
             store_losses: 0,
+            delays: 0,
         };
         let world = |budget: FleetBudget, notifications: bool| FleetWorld {
             notifications,
@@ -181,7 +191,7 @@ impl FleetCheck {
                     },
                     false,
                 ),
-                unreachable: &[NO_LOGOUT, NO_RESTART],
+                unreachable: &[NO_LOGOUT, NO_RESTART, NO_LATE_GRANT],
             },
             FleetCheck {
                 name: "logout",
@@ -276,6 +286,30 @@ impl FleetCheck {
                     ),
                     NO_LOGOUT,
                     NO_RESTART,
+                    NO_LATE_GRANT,
+                ],
+            },
+            FleetCheck {
+                name: "delayed-answer",
+                about: "two logins; one store answer travels back slowly while the lease may \
+                        expire and the other process take it: a grant read after its lease \
+                        ended is given back",
+                world: world(
+                    FleetBudget {
+                        lease_expiries: 1,
+                        delays: 1,
+                        ..none
+                    },
+                    false,
+                ),
+                unreachable: &[
+                    (
+                        n::TAKEOVER,
+                        "no expiry of the access token, so no refresh token is ever marked by \
+                         a holder before a takeover",
+                    ),
+                    NO_LOGOUT,
+                    NO_RESTART,
                 ],
             },
             FleetCheck {
@@ -290,7 +324,7 @@ impl FleetCheck {
                     },
                     false,
                 ),
-                unreachable: &[NO_EXPIRY, NO_LOGOUT, NO_RESTART, NO_CONFLICT],
+                unreachable: &[NO_EXPIRY, NO_LOGOUT, NO_RESTART, NO_CONFLICT, NO_LATE_GRANT],
             },
         ]
     }
