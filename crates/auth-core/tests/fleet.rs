@@ -200,6 +200,46 @@ fn a_holder_paused_past_its_lease_does_not_act_on_its_stale_grant() {
     assert_eq!(fleet.server.reuse_detected, 0);
 }
 
+/// A store that loses the lease before its holder even read the grant (a failover to a replica
+/// that never saw it) breaks what a lease promises: the holder and the next one both work at
+/// once, which P10 reports and no client can prevent. The spent mark still keeps P9: the next
+/// holder logs in, and no refresh token is presented twice.
+#[test]
+fn a_lease_lost_by_the_store_can_overlap_operations_but_never_reuses_a_token() {
+    let mut fleet = logged_in(2);
+    past_expiry(&mut fleet);
+    fleet.submit(0, RequestSpec::bearer()).unwrap();
+    fleet.lose_lease();
+    let ids = [(1, fleet.submit(1, RequestSpec::bearer()).unwrap())];
+    settle_allowing_overlap(&mut fleet);
+    assert!(all_delivered(&fleet, &ids));
+    assert_eq!(fleet.server.reuse_detected, 0);
+    assert_eq!((fleet.server.refreshes, fleet.server.logins), (1, 2));
+    let properties: Vec<_> = fleet
+        .fleet_violations()
+        .iter()
+        .map(|v| v.property())
+        .collect();
+    assert_eq!(properties, [auth_core::FleetProperty::P10FleetSingleFlight]);
+}
+
+/// As [`settle`], for the one story whose fault is beyond the lease's promise: only the fleet's
+/// P10 may be reported.
+fn settle_allowing_overlap(fleet: &mut Fleet) {
+    fleet.drive();
+    assert!(
+        fleet.settle(1_000_000),
+        "did not settle\n{}",
+        fleet.transcript()
+    );
+    assert!(
+        fleet.process_violations().is_empty(),
+        "{}\n{}",
+        fleet.violations_text(),
+        fleet.transcript()
+    );
+}
+
 /// Logout in one process ends the session everywhere (the tombstone), fails what waits, and a
 /// process restarted afterwards starts logged out; only an explicit login brings it back.
 #[test]
