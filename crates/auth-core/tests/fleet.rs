@@ -240,6 +240,59 @@ fn settle_allowing_overlap(fleet: &mut Fleet) {
     );
 }
 
+/// The store loses its data mid-session (a Redis restarted without persistence): its versions
+/// start again at 0, so the next login is written as v1 again, with other tokens than the v1 the
+/// processes hold. Nobody presents a refresh token whose history was lost: the next holder finds
+/// the record forgotten and logs in, and everyone adopts the new v1 (their watch compares whole
+/// records, not versions).
+#[test]
+fn a_store_that_loses_its_data_makes_the_next_holder_log_in_and_everyone_follow() {
+    let mut fleet = logged_in(3);
+    assert_eq!(fleet.store_record().version.0, 1);
+    past_expiry(&mut fleet);
+    fleet.lose_store_data();
+    let ids = fleet.storm(2);
+    settle(&mut fleet);
+    assert!(all_delivered(&fleet, &ids), "{}", fleet.transcript());
+    assert_eq!(fleet.store_record().version.0, 1);
+    assert_eq!((fleet.server.refreshes, fleet.server.logins), (0, 2));
+    assert_eq!(fleet.server.reuse_detected, 0);
+    let generations: Vec<_> = (0..3)
+        .map(|p| fleet.session(p).unwrap().generation())
+        .collect();
+    assert!(
+        generations.iter().all(|g| *g == generations[0]),
+        "{generations:?}"
+    );
+}
+
+/// The store loses its data, then the user logs out in one process: the tombstone is written as
+/// v1 again, the version of the tokens the other process still holds. That tombstone is a logout
+/// all the same: the other process must follow it, not take it for its own tokens' record and
+/// later log in over it (P11).
+#[test]
+fn a_logout_after_the_store_lost_its_data_reaches_every_process() {
+    let mut fleet = logged_in(2);
+    fleet.lose_store_data();
+    fleet.input(0, Input::Logout);
+    settle(&mut fleet);
+    assert_eq!(fleet.store_record().version.0, 1);
+    assert_eq!(
+        fleet.session(1).unwrap().state(),
+        SessionState::LoggedOut,
+        "{}",
+        fleet.transcript()
+    );
+    past_expiry_or_wait(&mut fleet);
+    let refused = fleet.submit(1, RequestSpec::bearer()).unwrap();
+    settle(&mut fleet);
+    assert_eq!(
+        fleet.outcome(1, refused),
+        Some(Outcome::Fail(RequestError::LoggedOut))
+    );
+    assert_eq!(fleet.server.logins, 1);
+}
+
 /// Logout in one process ends the session everywhere (the tombstone), fails what waits, and a
 /// process restarted afterwards starts logged out; only an explicit login brings it back.
 #[test]

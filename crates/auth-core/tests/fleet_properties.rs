@@ -94,6 +94,7 @@ fn fleet_op() -> impl Strategy<Value = FleetOp> {
         2 => (process, delay()).prop_map(|(p, d)| FleetOp::Pause(p, d)),
         2 => delay().prop_map(FleetOp::StoreOutage),
         2 => Just(FleetOp::ExpireLease),
+        1 => Just(FleetOp::LoseStoreData),
     ]
 }
 

@@ -5,7 +5,8 @@
 //! the session configuration (the `session` target's [`Knobs`]: every field from its whole
 //! range, edges weighted, then [`settleable`] as the fleet property tests use it), the fake
 //! server's token lifetime, the latencies of the network and of the store, the watch interval,
-//! then a list of [`FleetFuzzOp`]s, each mapped onto the simulator's own vocabulary
+//! then a list of [`FleetFuzzOp`]s (faults included: crashes, paused holders, lost answers,
+//! store outages, leases running out mid-operation, a store that loses its data), each mapped onto the simulator's own vocabulary
 //! [`FleetOp`] (the one the fleet property tests draw from). The run is judged by
 //! [`auth_core::sim::fleet::check`], the harness the property tests use: the fleet's monitor
 //! (P9–P11) and every process's monitor (P1–P7) clean after every op, the fleet quiet once faults
@@ -74,6 +75,8 @@ pub enum FleetFuzzOp {
     StoreOutage(Span),
     /// The lease runs out under its holder mid-operation.
     ExpireLease,
+    /// The store loses its data (while nobody holds the lease and no tombstone is stored).
+    LoseStoreData,
 }
 
 /// How long a pause or an outage lasts: one of the simulator's interesting delays (5 ms to an
@@ -165,6 +168,7 @@ impl FleetFuzzOp {
             FleetFuzzOp::Pause(p, span) => FleetOp::Pause(process(p), span.duration()),
             FleetFuzzOp::StoreOutage(span) => FleetOp::StoreOutage(span.duration()),
             FleetFuzzOp::ExpireLease => FleetOp::ExpireLease,
+            FleetFuzzOp::LoseStoreData => FleetOp::LoseStoreData,
         }
     }
 }

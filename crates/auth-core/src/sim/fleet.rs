@@ -50,7 +50,7 @@ use crate::fleet::{FleetMonitor, FleetViolation, Process};
 use crate::input::{Auth, Input, OpId, RequestId, RequestSpec};
 use crate::monitor::{Checked, Monitor, Violation};
 use crate::session::Session;
-use crate::shared::{Observed, StoreVersion};
+use crate::shared::Observed;
 use crate::sim::events::Events;
 use crate::sim::server::FakeServer;
 use crate::sim::ADVANCE_STEPS;
@@ -167,8 +167,9 @@ struct Proc {
     armed: Option<Instant>,
     /// A watch read is queued.
     read_pending: bool,
-    /// The version its watch saw last.
-    last_seen: Option<StoreVersion>,
+    /// The record its watch saw last (as [`store::Store::changes`] counts it: drivers compare
+    /// whole records, since a store that lost its data reuses versions).
+    last_seen: Option<u64>,
     /// When each outstanding request was submitted, and whether it is public (the server
     /// routes it to a public endpoint).
     submitted: BTreeMap<RequestId, (Instant, Auth)>,
@@ -340,6 +341,22 @@ impl Fleet {
             self.cancel_expiry(lease);
             self.lease_expired(lease.owner);
         }
+    }
+
+    /// The store loses its data (a Redis restarted without persistence): the record is empty
+    /// again at version 0, so its versions will be reused with other tokens, and the spent mark
+    /// and the lease are gone. P9 must hold whatever the timing: a session that finds its record
+    /// forgotten logs in rather than present a token whose history was lost. Two promises cannot
+    /// survive it: a lost lease can overlap operations (P10, as [`Fleet::lose_lease`]) and a
+    /// lost tombstone is a lost logout (P11).
+    pub fn lose_store_data(&mut self) {
+        self.expire_when_started = false;
+        if let Some(lease) = self.store.lose_data() {
+            self.cancel_expiry(lease);
+            self.lease_expired(lease.owner);
+        }
+        self.note("store: lost its data (empty at v0)".to_owned());
+        self.store_changed();
     }
 
     /// The server will do the next `count` logins or refreshes, but their answers never reach

@@ -48,7 +48,7 @@ impl Fleet {
             "p{process} starts from the store: {}",
             transcript::observed_text(&observed)
         ));
-        let version = observed.version;
+        let seen = self.store.changes();
         let mut session = Session::shared(self.config.session, observed, now);
         if let Some(hook) = self.config.session_hook {
             session = hook(session);
@@ -57,7 +57,7 @@ impl Fleet {
         let checked = Checked::new(session, &mut commands);
         if let Some(proc) = self.processes.get_mut(process) {
             proc.checked = Some(checked);
-            proc.last_seen = Some(version);
+            proc.last_seen = Some(seen);
         }
         for command in commands {
             self.monitor.on_command(process, &command);
@@ -319,7 +319,7 @@ impl Fleet {
         );
     }
 
-    /// A poll of the store by `process`'s watch: a new version is fed as `StoreChanged`.
+    /// A poll of the store by `process`'s watch: a changed record is fed as `StoreChanged`.
     pub(super) fn watch_read(&mut self, process: Process) {
         let now = self.now;
         if let Some(proc) = self.processes.get_mut(process) {
@@ -332,10 +332,11 @@ impl Fleet {
         let Some(proc) = self.processes.get_mut(process) else {
             return;
         };
-        if proc.last_seen == Some(observed.version) {
+        let seen = self.store.changes();
+        if proc.last_seen == Some(seen) {
             return;
         }
-        proc.last_seen = Some(observed.version);
+        proc.last_seen = Some(seen);
         let after = self.config.store_latency;
         self.deliver(process, after, Input::StoreChanged(observed));
     }

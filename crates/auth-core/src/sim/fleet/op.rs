@@ -134,8 +134,11 @@ pub enum FleetOp {
     Pause(usize, Duration),
     /// The store is unreachable for a while.
     StoreOutage(Duration),
-    /// The lease runs out under its holder now.
+    /// The lease runs out under its holder mid-operation ([`Fleet::expire_lease`]).
     ExpireLease,
+    /// The store loses its data ([`Fleet::lose_store_data`]) while nobody holds the lease and
+    /// no tombstone is stored (nothing otherwise): within what the fleet can keep, P9–P11.
+    LoseStoreData,
 }
 
 impl Fleet {
@@ -177,6 +180,11 @@ impl Fleet {
             FleetOp::Pause(process, duration) => self.pause(pick(self, process), duration),
             FleetOp::StoreOutage(duration) => self.store_outage(duration),
             FleetOp::ExpireLease => self.expire_lease(),
+            FleetOp::LoseStoreData => {
+                if self.lease_holder().is_none() && !self.store.holds_tombstone() {
+                    self.lose_store_data();
+                }
+            }
         }
     }
 }

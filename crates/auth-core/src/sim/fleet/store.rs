@@ -108,6 +108,9 @@ pub(super) struct Store {
     version: StoreVersion,
     content: Content,
     spent: bool,
+    /// Every change of the record (publish, logout, data loss): what a driver that compares
+    /// whole records notices, reused versions included.
+    changes: u64,
     pub(super) lease: Option<Lease>,
     /// Unreachable while the clock is before this.
     pub(super) down_until: Instant,
@@ -120,6 +123,7 @@ impl Store {
             version: StoreVersion::EMPTY,
             content: Content::Empty,
             spent: false,
+            changes: 0,
             lease: None,
             down_until: Instant::ZERO,
             ops: StoreOps::default(),
@@ -132,6 +136,27 @@ impl Store {
 
     pub(super) fn version(&self) -> StoreVersion {
         self.version
+    }
+
+    /// How many times the record changed so far.
+    pub(super) fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// The store lost its data (restarted without persistence): an empty record at version 0
+    /// again, no mark, no lease. Returns the lease that was lost (its expiry event is the
+    /// caller's to cancel).
+    pub(super) fn lose_data(&mut self) -> Option<Lease> {
+        self.version = StoreVersion::EMPTY;
+        self.content = Content::Empty;
+        self.spent = false;
+        self.changes += 1;
+        self.lease.take()
+    }
+
+    /// Whether the record holds a logout's tombstone.
+    pub(super) fn holds_tombstone(&self) -> bool {
+        matches!(self.content, Content::LoggedOut)
     }
 
     /// The record as a driver reading it at `now` sees it: token lifetimes counted from `now`.
@@ -212,6 +237,7 @@ impl Store {
             return PublishResult::Conflict(self.observe(now));
         }
         self.ops.written += 1;
+        self.changes += 1;
         self.version = expected.next();
         self.content = Content::Tokens(persist);
         self.spent = false;
@@ -250,6 +276,7 @@ impl Store {
             self.ops.unavailable += 1;
             return None;
         }
+        self.changes += 1;
         self.version = self.version.next();
         self.content = Content::LoggedOut;
         self.spent = false;
