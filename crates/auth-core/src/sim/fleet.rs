@@ -9,11 +9,12 @@
 //! The simulated drivers do what the real ones do: every command's answer comes back after a
 //! latency (`latency` for the API and the token endpoint, `store_latency` for the store), each
 //! process re-reads the store every `watch_interval` and feeds [`Input::StoreChanged`] when the
-//! version moved, and a process that restarts builds its session from the record it reads.
-//! Faults: a process crashes and restarts, a process stops running for a while (a hung holder:
-//! GC pause, descheduled VM), a login or refresh is done by the server but its answer never comes,
-//! the store is unreachable for a window, a lease runs out under its holder, plus the fake
-//! server's own faults.
+//! record changed (compared whole, not by version: a store that lost its data reuses versions),
+//! and a process that restarts builds its session from the record it reads. Faults: a process
+//! crashes and restarts, a process stops running for a while (a hung holder: GC pause,
+//! descheduled VM), a login or refresh is done by the server but its answer never comes, the
+//! store is unreachable for a window, a lease runs out under its holder, the store loses its
+//! data, plus the fake server's own faults.
 //!
 //! ```
 //! use auth_core::sim::fleet::{Fleet, FleetConfig};
@@ -27,7 +28,7 @@
 //! assert!(fleet.is_clean());
 //! ```
 //!
-//! Polling is simulated exactly but cheaply: a read that finds the version it saw last changes
+//! Polling is simulated exactly but cheaply: a read that finds the record it saw last changes
 //! nothing, so only the reads that find a change are run (at each process's next poll after the
 //! change, or after the store comes back); [`Fleet::idle_reads`] gives the count of polls a real
 //! driver makes on top.
