@@ -39,7 +39,10 @@
 //!   with [`auth_core::RequestError::StoreUnavailable`]; the others go on with the tokens held.
 //!   `examples/shared_blocking.rs` runs two sessions on one store.
 //! - [`ureq::ApiClient`] (feature `ureq`, on by default) sends `ureq` requests through the
-//!   session; [`ureq::TokenEndpoint`] talks to an RFC 6749 token endpoint for a backend.
+//!   session; [`ureq::TokenEndpoint`] talks to an RFC 6749 token endpoint for a backend. Which
+//!   answers mean the token was refused is the client's [`ureq::Classifier`]: RFC 6750's 401s
+//!   by default, or [`ureq::BodyCode`] for backends that answer HTTP 200 with `{"code":401}`
+//!   ([`ureq::ApiClient::with_classifier`]).
 //! - `tracing`: spans `session` and `operation`; the driver's threads log to the dispatcher that
 //!   was current at [`Builder::start`]. Tokens are never logged.
 //!

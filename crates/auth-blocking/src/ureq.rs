@@ -33,8 +33,13 @@ use ureq::http::{HeaderValue, Request, Response};
 use ureq::{Agent, AsSendBody, Body};
 use zeroize::Zeroizing;
 
-use auth_http::{redact_url, TransportError, TransportKind};
-pub use auth_http::{verdict, RequestOptions, Scope, ScopeError, Target};
+use auth_http::{
+    plan, redact_url, PeekedReader, Plan, SharedClassifier, TransportError, TransportKind,
+};
+pub use auth_http::{
+    verdict, BodyCode, BodyCodeError, Classifier, Peeked, RequestOptions, Rfc6750, Scope,
+    ScopeError, Target,
+};
 
 use crate::backend::RefreshError;
 use crate::handle::{Attempt, CallError, SessionHandle};
@@ -45,11 +50,17 @@ use crate::handle::{Attempt, CallError, SessionHandle};
 /// refresh. Requests to a public path and to other origins never carry the token and never
 /// wait. A body that can only be sent once goes through [`ApiClient::send_once`] and gets its
 /// 401 as is.
+///
+/// Which answers count as a refused token is its [`Classifier`]: RFC 6750's 401s by default,
+/// or, with [`ApiClient::with_classifier`], e.g. [`BodyCode`] for a backend that answers 200
+/// with `{"code":401}`. A classifier that reads the body reads a bounded start of it once; the
+/// caller's response body yields the same bytes all the same.
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     agent: Agent,
     session: SessionHandle,
     scope: Arc<Scope>,
+    classifier: SharedClassifier,
     /// The agent's own configuration already returns statuses as responses and never forwards
     /// credentials across a redirect: a request without a configuration of its own needs none.
     agent_fits: bool,
@@ -99,7 +110,25 @@ impl ApiClient {
             agent,
             session,
             scope: Arc::new(scope),
+            classifier: Arc::new(Rfc6750),
         }
+    }
+
+    /// The same client, deciding with `classifier` which of the API's answers mean the token
+    /// was refused (and are sent again after a refresh, like a 401). The default is
+    /// [`Rfc6750`]. Requests outside the API (public paths, other origins) are never
+    /// classified.
+    ///
+    /// ```
+    /// # fn doc(api: auth_blocking::ureq::ApiClient) {
+    /// use auth_blocking::ureq::BodyCode;
+    /// // A mini-program backend: HTTP 200 with {"code":401} when the token expired.
+    /// let api = api.with_classifier(BodyCode::new());
+    /// # }
+    /// ```
+    pub fn with_classifier(mut self, classifier: impl Classifier) -> Self {
+        self.classifier = Arc::new(classifier);
+        self
     }
 
     /// `GET url`, through the session.
@@ -182,12 +211,13 @@ impl ApiClient {
             value.set_sensitive(true);
             request.headers_mut().insert(AUTHORIZATION, value);
         }
-        let result = self.run(request, attempt.token().is_some());
-        let verdict = match &result {
-            Ok(response) => verdict(response.status(), response.headers()),
-            Err(_) => Verdict::Accepted,
-        };
-        (result, verdict)
+        match self.run(request, attempt.token().is_some()) {
+            Ok(response) => {
+                let (response, verdict) = classify(&*self.classifier, response);
+                (Ok(response), verdict)
+            }
+            Err(error) => (Err(error), Verdict::Accepted),
+        }
     }
 
     /// Sends `request` with `http_status_as_error(false)`. One that carries the session's token
@@ -211,6 +241,32 @@ impl ApiClient {
         }
         self.agent.run(config.build())
     }
+}
+
+/// Classifies an API response with `classifier`. When it needs the body, reads a bounded start
+/// of it and hands back a response whose body yields those bytes and then the rest, so the
+/// caller reads what it would have read.
+///
+/// The body is read through ureq's `into_reader` (transfer decoding done; with ureq's
+/// `charset` feature, text already decoded to UTF-8), so the new body keeps the MIME type but
+/// no charset, and is not decoded twice.
+fn classify(classifier: &dyn Classifier, response: Response<Body>) -> (Response<Body>, Verdict) {
+    let limit = match plan(classifier, response.status(), response.headers()) {
+        Plan::Decided(verdict) => return (response, verdict),
+        Plan::Read(limit) => limit,
+    };
+    let (parts, body) = response.into_parts();
+    let mut builder = Body::builder();
+    if let Some(mime) = body.mime_type() {
+        builder = builder.mime_type(mime);
+    }
+    let peeked = PeekedReader::read(body.into_reader(), limit);
+    let verdict = classifier.classify(parts.status, &parts.headers, peeked.peeked());
+    let body = match peeked.into_whole() {
+        Ok(bytes) => builder.data(bytes),
+        Err(peeked) => builder.reader(peeked),
+    };
+    (Response::from_parts(parts, body), verdict)
 }
 
 impl From<CallError> for Error {
@@ -316,5 +372,40 @@ impl TokenEndpoint {
             other => other,
         };
         TokenEndpointError::Transport(TransportError::new(kind, &self.url, error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// A response without `Content-Length` whose body comes from a reader, as a chunked one.
+    fn response(body: &'static [u8]) -> Response<Body> {
+        let body = Body::builder().mime_type("application/json").reader(body);
+        Response::builder().status(200).body(body).unwrap()
+    }
+
+    #[test]
+    fn a_body_code_is_read_once_and_handed_back() {
+        let (mut response, verdict) = classify(&BodyCode::new(), response(br#"{"code":401}"#));
+        assert_eq!(verdict, Verdict::Rejected);
+        assert_eq!(response.body().mime_type(), Some("application/json"));
+        assert_eq!(
+            response.body_mut().read_to_string().unwrap(),
+            r#"{"code":401}"#
+        );
+    }
+
+    #[test]
+    fn a_streamed_body_over_the_limit_is_handed_back_whole() {
+        let classifier = BodyCode::new().max_body(4);
+        let (mut response, verdict) = classify(&classifier, response(br#"{"code":401}"#));
+        assert_eq!(verdict, Verdict::Accepted);
+        assert_eq!(
+            response.body_mut().read_to_string().unwrap(),
+            r#"{"code":401}"#
+        );
     }
 }

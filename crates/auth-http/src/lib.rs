@@ -2,7 +2,10 @@
 //!
 //! `auth-core` knows nothing about HTTP; the drivers (`auth-tokio`, `auth-blocking`) do, and
 //! they must agree on it: which requests belong to the API and may carry the token ([`Scope`]),
-//! how a response becomes a [`auth_core::Verdict`] ([`verdict`]), and how a backend's failure
+//! how a response becomes a [`auth_core::Verdict`] (a [`Classifier`]: [`Rfc6750`] by default,
+//! [`BodyCode`] for backends that answer 200 with `{"code":401}`, or the app's own, reading at
+//! most a bounded start of the body and handing it back with [`PeekedBody`] /
+//! [`PeekedReader`]), and how a backend's failure
 //! tells the session what to do next ([`LoginError`], [`RefreshError`]). It lives here once,
 //! independent of any runtime or HTTP client: only the `http` crate's types.
 //!
@@ -20,6 +23,9 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod backend_error;
+mod body_code;
+mod classify;
+mod peek;
 mod scope;
 mod verdict;
 
@@ -27,5 +33,8 @@ pub use backend_error::{
     redact_url, BoxError, LoginError, RefreshError, TokenEndpointError, TransportError,
     TransportKind,
 };
+pub use body_code::{BodyCode, BodyCodeError};
+pub use classify::{plan, Classifier, Peeked, Plan, Rfc6750, SharedClassifier};
+pub use peek::{PeekedBody, PeekedReader};
 pub use scope::{RequestOptions, Scope, ScopeError, Target};
 pub use verdict::verdict;

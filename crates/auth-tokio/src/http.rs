@@ -1,8 +1,11 @@
 //! HTTP glue of the integrations: the shared pieces from `auth-http` ([`Scope`], [`verdict`],
-//! [`RequestOptions`]) and the integrations' [`Error`].
+//! [`RequestOptions`], the rejection [`Classifier`]s) and the integrations' [`Error`].
 
 use auth_core::RequestError;
-pub use auth_http::{verdict, RequestOptions, Scope, ScopeError, Target};
+pub use auth_http::{
+    verdict, BodyCode, BodyCodeError, Classifier, Peeked, RequestOptions, Rfc6750, Scope,
+    ScopeError, Target,
+};
 
 use crate::handle::CallError;
 use crate::store::StoreError;

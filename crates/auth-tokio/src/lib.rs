@@ -39,6 +39,10 @@
 //!   `http::Request`s, and [`reqwest::ApiClient`] (feature `reqwest`).
 //! - A [`Scope`] says which requests are the API's: other origins and public paths never carry
 //!   the token.
+//! - A [`Classifier`] says which of the API's answers mean the token was refused: RFC 6750's
+//!   401s by default ([`Rfc6750`]), or [`BodyCode`] for backends that answer HTTP 200 with
+//!   `{"code":401}` (`with_classifier` on either integration). A classifier reads at most a
+//!   bounded start of the body, once, and the caller gets the whole response all the same.
 //! - Dropping a request's future cancels it: it is never sent after the drop.
 //! - `tracing` spans: `session` for the driver, `login`/`refresh` for operations, `api` for a
 //!   request. Tokens are never logged (their `Debug` is `***`; the `Authorization` header is
@@ -110,7 +114,10 @@ pub mod tower;
 pub use backend::{Backend, BoxError, LoginError, RefreshError};
 pub use call::{Attempt, Call, Next};
 pub use handle::{Builder, CallError, SessionHandle, DEFAULT_WATCH_INTERVAL};
-pub use http::{verdict, Error, RequestOptions, Scope, ScopeError, Target};
+pub use http::{
+    verdict, BodyCode, BodyCodeError, Classifier, Error, Peeked, RequestOptions, Rfc6750, Scope,
+    ScopeError, Target,
+};
 pub use store::{FileStore, MemoryStore, StoreError, TokenStore};
 
 /// The session core this driver runs, re-exported so apps need one dependency.

@@ -4,13 +4,16 @@
 use std::sync::Arc;
 
 use auth_core::{parse_token_response, RefreshToken, TokenSet, Verdict, MAX_BODY_LEN};
-use auth_http::{TransportError, TransportKind};
+use auth_http::{
+    plan, Classifier, PeekedBody, Plan, SharedClassifier, TransportError, TransportKind,
+};
+use reqwest::ResponseBuilderExt;
 use tracing::Instrument;
 
 use crate::backend::RefreshError;
 use crate::call::Next;
 use crate::handle::SessionHandle;
-use crate::http::{verdict, Error, RequestOptions, Scope, Target};
+use crate::http::{Error, RequestOptions, Rfc6750, Scope, Target};
 
 /// A `reqwest::Client` whose requests to the API go through the session.
 ///
@@ -21,11 +24,17 @@ use crate::http::{verdict, Error, RequestOptions, Scope, Target};
 /// reqwest drops `Authorization` when a redirect leaves the origin, and keeps it on a redirect
 /// within the origin, public paths included (that origin already had the token); a client that
 /// must never follow redirects with a token can be built with `redirect::Policy::none()`.
+///
+/// Which answers count as a refused token is its [`Classifier`]: RFC 6750's 401s by default,
+/// or, with [`ApiClient::with_classifier`], e.g. [`auth_http::BodyCode`] for a backend that
+/// answers 200 with `{"code":401}`. A classifier that reads the body reads a bounded start of
+/// it once; the caller's [`reqwest::Response`] yields the same bytes all the same.
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     http: reqwest::Client,
     session: SessionHandle,
     scope: Arc<Scope>,
+    classifier: SharedClassifier,
 }
 
 /// An RFC 6749 token endpoint: posts a form, parses the answer with auth-core's
@@ -53,7 +62,25 @@ impl ApiClient {
             http,
             session,
             scope: Arc::new(scope),
+            classifier: Arc::new(Rfc6750),
         }
+    }
+
+    /// The same client, deciding with `classifier` which of the API's answers mean the token
+    /// was refused (and are retried after a refresh, like a 401). The default is
+    /// [`Rfc6750`]. Requests outside the API (public paths, other origins) are never
+    /// classified.
+    ///
+    /// ```
+    /// # fn doc(api: auth_tokio::reqwest::ApiClient) {
+    /// use auth_tokio::BodyCode;
+    /// // A mini-program backend: HTTP 200 with {"code":401} when the token expired.
+    /// let api = api.with_classifier(BodyCode::new());
+    /// # }
+    /// ```
+    pub fn with_classifier(mut self, classifier: impl Classifier) -> Self {
+        self.classifier = Arc::new(classifier);
+        self
     }
 
     /// The underlying client, to build requests (`api.http().get(url)`) for [`ApiClient::send`].
@@ -132,10 +159,12 @@ impl ApiClient {
                         return Err(Error::Stopped);
                     };
                     attempt.authorize(request.headers_mut());
-                    let result = self.http.execute(request).await;
-                    let verdict = match &result {
-                        Ok(response) => verdict(response.status(), response.headers()),
-                        Err(_) => Verdict::Accepted,
+                    let (result, verdict) = match self.http.execute(request).await {
+                        Ok(response) => {
+                            let (response, verdict) = classify(&*self.classifier, response).await;
+                            (Ok(response), verdict)
+                        }
+                        Err(error) => (Err(error), Verdict::Accepted),
                     };
                     call.respond(result, verdict);
                 }
@@ -235,6 +264,30 @@ impl TokenEndpoint {
     }
 }
 
+/// Classifies an API response with `classifier`. When it needs the body, reads a bounded start
+/// of it and hands back a response that yields those bytes and then the rest (its URL, headers
+/// and extensions kept), so the caller reads what it would have read.
+async fn classify(
+    classifier: &dyn Classifier,
+    response: reqwest::Response,
+) -> (reqwest::Response, Verdict) {
+    let limit = match plan(classifier, response.status(), response.headers()) {
+        Plan::Decided(verdict) => return (response, verdict),
+        Plan::Read(limit) => limit,
+    };
+    let url = response.url().clone();
+    let (mut parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
+    let body = PeekedBody::read(body, limit).await;
+    let verdict = classifier.classify(parts.status, &parts.headers, body.peeked());
+    // reqwest keeps the final URL in a private extension that its `http::Response` conversion
+    // drops; its builder extension puts it back.
+    if let Ok(marker) = http::Response::builder().url(url).body(()) {
+        parts.extensions.extend(marker.into_parts().0.extensions);
+    }
+    let response = http::Response::from_parts(parts, reqwest::Body::wrap(body));
+    (reqwest::Response::from(response), verdict)
+}
+
 /// Reads at most one byte more than auth-core parses, so a huge body is refused as too large
 /// without being held whole.
 async fn read_limited(
@@ -271,4 +324,35 @@ fn transport(error: reqwest::Error, url: &reqwest::Url) -> TokenEndpointError {
         TransportKind::Other
     };
     TokenEndpointError::Transport(TransportError::new(kind, url.as_str(), error.without_url()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::http::BodyCode;
+
+    /// A response without `Content-Length`, at `url`.
+    fn response(body: &'static str) -> reqwest::Response {
+        let url = reqwest::Url::parse("http://127.0.0.1:1/coded/x").unwrap();
+        let response = http::Response::builder().url(url).body(body).unwrap();
+        reqwest::Response::from(response)
+    }
+
+    #[tokio::test]
+    async fn a_body_code_is_read_once_and_handed_back_with_the_url() {
+        let (response, verdict) = classify(&BodyCode::new(), response(r#"{"code":401}"#)).await;
+        assert_eq!(verdict, Verdict::Rejected);
+        assert_eq!(response.url().path(), "/coded/x");
+        assert_eq!(response.text().await.unwrap(), r#"{"code":401}"#);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_handed_back_whole() {
+        let classifier = BodyCode::new().max_body(4);
+        let (response, verdict) = classify(&classifier, response(r#"{"code":401}"#)).await;
+        assert_eq!(verdict, Verdict::Accepted);
+        assert_eq!(response.text().await.unwrap(), r#"{"code":401}"#);
+    }
 }

@@ -9,6 +9,7 @@
 //! | `POST /revoke` | form `token=…` (RFC 7009): revokes, always 200 |
 //! | `ANY /api/…` | protected: 401 `WWW-Authenticate: Bearer error="invalid_token"` for an expired or unknown token, `Bearer realm=…` without a token; `/api/forbidden` is 403 `insufficient_scope`; `/api/redirect?to=URL` is a 302 |
 //! | `ANY /public/…` | public: never needs a token (and counts the ones that arrive) |
+//! | `ANY /coded/…` | protected the mini-program way: always HTTP 200, `{"code":401,"msg":…}` for a missing, expired or unknown token, `{"code":0,"data":{…}}` otherwise (counted in [`Counters::coded_refusals`]) |
 //!
 //! [`spawn`] runs it on the current tokio runtime; [`spawn_in_thread`] on its own thread (for a
 //! blocking driver's tests). Both hand back the base URL and an [`Admin`] for knobs and

@@ -37,6 +37,8 @@ pub struct Counters {
     pub api_requests: u64,
     /// `/api/…` requests answered 401.
     pub api_unauthorized: u64,
+    /// `/coded/…` requests whose token was refused, answered HTTP 200 `{"code":401}`.
+    pub coded_refusals: u64,
     /// Requests to `/public/…`.
     pub public_requests: u64,
     /// Requests to `/public/…` that carried an `Authorization` header (must stay 0).
