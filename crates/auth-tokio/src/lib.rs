@@ -104,6 +104,7 @@ mod call;
 mod clock;
 mod handle;
 mod http;
+pub mod pool;
 pub mod store;
 
 #[cfg(feature = "reqwest")]
@@ -118,6 +119,7 @@ pub use http::{
     verdict, BodyCode, BodyCodeError, Classifier, Error, Peeked, RequestOptions, Rfc6750, Scope,
     ScopeError, Target,
 };
+pub use pool::{PoolError, PooledCall, PooledSession, SessionPool};
 pub use store::{FileStore, MemoryStore, StoreError, TokenStore};
 
 /// The session core this driver runs, re-exported so apps need one dependency.
