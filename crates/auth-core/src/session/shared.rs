@@ -22,11 +22,32 @@ pub(super) struct Shared {
     /// The version of the record the session's view comes from: its tokens were read or written
     /// as this version, or it saw this tombstone. Any other version means the record changed.
     basis: StoreVersion,
+    /// What that record held. A version alone does not name a record: a store that lost its
+    /// data reuses versions, and a tombstone at the version of this session's tokens is a logout.
+    basis_content: Content,
     /// The lease this session holds, if any.
     lease: Option<Lease>,
     /// The last transient failure was the store's (the lease could not be taken), so a queue that
     /// gives up fails with `StoreUnavailable` rather than `AuthUnavailable`.
     store_trouble: bool,
+}
+
+/// The kind of record the basis is (its tokens, if any, are the session's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Content {
+    Empty,
+    Tokens,
+    LoggedOut,
+}
+
+impl Content {
+    fn of(stored: &Stored) -> Content {
+        match stored {
+            Stored::Empty => Content::Empty,
+            Stored::Tokens(_) => Content::Tokens,
+            Stored::LoggedOut => Content::LoggedOut,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,6 +78,7 @@ impl Session {
         session.config = config;
         session.shared = Some(Shared {
             basis: observed.version,
+            basis_content: Content::of(&observed.content),
             lease: None,
             store_trouble: false,
         });
@@ -137,6 +159,7 @@ impl Session {
             // The version the tokens were offered on: the lease's (the basis, without a lease).
             let expected = shared.lease.map_or(shared.basis, |lease| lease.version);
             shared.basis = expected.next();
+            shared.basis_content = Content::Tokens;
         }
         self.release_lease();
         match result {
@@ -184,16 +207,16 @@ impl Session {
         self.shared.as_ref().map(|shared| shared.basis)
     }
 
-    fn basis_or_empty(&self) -> StoreVersion {
-        self.basis().unwrap_or(StoreVersion::EMPTY)
-    }
-
     /// Whether `observed` is the record this session's view comes from: the same version and,
     /// for tokens, the same tokens. Versions alone do not say it: a store that lost its data
     /// starts again from 0 and reuses them, and a refresh token from before the loss may have
     /// been presented by a holder whose spent mark was lost with it.
     fn is_basis(&self, observed: &Observed) -> bool {
-        observed.version == self.basis_or_empty()
+        let Some(shared) = self.shared.as_ref() else {
+            return false;
+        };
+        observed.version == shared.basis
+            && Content::of(&observed.content) == shared.basis_content
             && match &observed.content {
                 Stored::Tokens(set) => self.tokens.as_ref().is_some_and(|held| {
                     held.access == set.access_token && held.refresh == set.refresh_token
@@ -302,6 +325,7 @@ impl Session {
             Stored::Empty => {
                 if let Some(shared) = self.shared.as_mut() {
                     shared.basis = observed.version;
+                    shared.basis_content = Content::Empty;
                 }
             }
         }
@@ -375,6 +399,7 @@ impl Session {
         let generation = self.adopt_tokens(tokens).generation;
         if let Some(shared) = self.shared.as_mut() {
             shared.basis = version;
+            shared.basis_content = Content::Tokens;
         }
         self.out.push_back(Command::Adopted(generation));
     }
@@ -399,6 +424,7 @@ impl Session {
     fn shared_logout(&mut self, version: StoreVersion) {
         if let Some(shared) = self.shared.as_mut() {
             shared.basis = version;
+            shared.basis_content = Content::LoggedOut;
         }
         self.release_lease();
         if self.stage == SessionState::LoggedOut {
