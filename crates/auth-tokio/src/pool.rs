@@ -111,6 +111,9 @@ use table::{Checkout, Evicted, Slot, Table};
 /// login or refresh in flight finishes and is persisted.
 pub const DEFAULT_SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
 
+/// The shortest [`PoolBuilder::idle_timeout`]; a shorter one is raised to it.
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// Independent sessions by key (a tenant, a user, a scope set...). Cheap to clone: every clone
 /// is the same pool. See the [module documentation](self).
 pub struct SessionPool<K> {
@@ -426,9 +429,11 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> PoolBuilder<K> {
     /// Shuts down a key's session once nobody used it for `timeout`: no
     /// [`SessionPool::session`] for the key and no [`PooledSession`] or [`PooledCall`] of it
     /// for that long. The check runs when the least recently used key turns idle, on a task the
-    /// pool starts with its first key (it ends with the pool). Default: never.
+    /// pool starts with its first key (it ends with the pool). Default: never. At least
+    /// [`MIN_IDLE_TIMEOUT`]: a key in use is checked again one idle timeout later, so a shorter
+    /// one would only spin the check.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = Some(timeout);
+        self.idle_timeout = Some(timeout.max(MIN_IDLE_TIMEOUT));
         self
     }
 

@@ -181,11 +181,11 @@ impl<K: Hash + Eq> Table<K> {
         self.entries.contains_key(key)
     }
 
-    /// When the least recently used key turns idle.
+    /// When the least recently used key turns idle; `None` for an empty table, or an idle
+    /// time too long to be reached.
     fn next_idle(&self, idle: Duration) -> Option<Instant> {
         let (_, key) = self.order.first_key_value()?;
-        let entry = self.entries.get(key)?;
-        Some(entry.used_at.checked_add(idle).unwrap_or(entry.used_at))
+        self.entries.get(key)?.used_at.checked_add(idle)
     }
 
     /// The tick of the least recently used key that nobody uses.
@@ -208,5 +208,85 @@ impl<K: Hash + Eq> Table<K> {
     fn tick(&mut self) -> u64 {
         self.next_tick += 1;
         self.next_tick
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn checkout(table: &mut Table<u32>, key: u32, now: Instant, max_keys: usize) -> Slot {
+        match table.checkout(&key, now, max_keys) {
+            Checkout::Slot { slot, .. } => slot,
+            Checkout::Full => panic!("full"),
+        }
+    }
+
+    #[test]
+    fn the_sweep_takes_the_idle_keys_oldest_first_and_says_when_the_next_turns_idle() {
+        let (mut table, t0, idle) = (Table::new(), Instant::now(), Duration::from_secs(60));
+        for (key, at) in [(1, 0), (2, 10), (3, 20)] {
+            drop(checkout(
+                &mut table,
+                key,
+                t0 + Duration::from_secs(at),
+                usize::MAX,
+            ));
+        }
+        // Key 1 used again at 30 s: now the most recent.
+        drop(checkout(
+            &mut table,
+            1,
+            t0 + Duration::from_secs(30),
+            usize::MAX,
+        ));
+        let (evicted, next) = table.sweep(t0 + Duration::from_secs(75), idle);
+        let keys: Vec<u32> = evicted.iter().map(|e| *e.key).collect();
+        assert_eq!(keys, [2]);
+        assert_eq!(next, Some(t0 + Duration::from_secs(80)));
+        assert!(table.contains(&1) && table.contains(&3));
+    }
+
+    #[test]
+    fn a_key_in_use_past_its_idle_time_starts_a_new_idle_period() {
+        let (mut table, t0, idle) = (Table::new(), Instant::now(), Duration::from_secs(60));
+        let held = checkout(&mut table, 1, t0, usize::MAX);
+        let later = t0 + Duration::from_secs(90);
+        let (evicted, next) = table.sweep(later, idle);
+        assert!(evicted.is_empty());
+        assert_eq!(next, Some(later + idle));
+        drop(held);
+        let (evicted, next) = table.sweep(later + idle, idle);
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(next, None);
+    }
+
+    #[test]
+    fn an_idle_time_too_long_to_reach_has_no_deadline() {
+        let mut table = Table::new();
+        drop(checkout(&mut table, 1, Instant::now(), usize::MAX));
+        let (evicted, next) = table.sweep(Instant::now(), Duration::MAX);
+        assert!(evicted.is_empty());
+        assert_eq!(next, None, "a deadline in the past would spin the sweeper");
+    }
+
+    #[test]
+    fn at_max_keys_the_oldest_key_not_in_use_makes_room_or_the_table_is_full() {
+        let (mut table, t0) = (Table::new(), Instant::now());
+        let held = checkout(&mut table, 1, t0, 2);
+        drop(checkout(&mut table, 2, t0, 2));
+        match table.checkout(&3, t0, 2) {
+            Checkout::Slot { new, evicted, .. } => {
+                assert!(new);
+                assert_eq!(evicted.map(|e| *e.key), Some(2), "the key in use was taken");
+            }
+            Checkout::Full => panic!("full with a key not in use"),
+        }
+        let also_held = checkout(&mut table, 3, t0, 2);
+        assert!(matches!(table.checkout(&4, t0, 2), Checkout::Full));
+        drop((held, also_held));
+        assert_eq!(table.len(), 2);
     }
 }
