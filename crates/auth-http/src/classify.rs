@@ -111,6 +111,39 @@ pub enum Plan {
 /// The first step of classifying a response, shared by every integration: asks `classifier`
 /// how much body it needs, and decides at once when it needs none or when `Content-Length`
 /// already says the body is longer than that (such a body is never read).
+///
+/// The integrations run it for you; an app with its own transport (the drivers' `Call` loop)
+/// runs the same steps:
+///
+/// ```
+/// use std::io::Read;
+/// use auth_core::Verdict;
+/// use auth_http::{plan, BodyCode, Classifier, PeekedReader, Plan};
+/// use http::{HeaderMap, StatusCode};
+///
+/// /// The verdict, and the body for the caller (the bytes read put back in front).
+/// fn classify<R: Read + 'static>(
+///     classifier: &dyn Classifier,
+///     status: StatusCode,
+///     headers: &HeaderMap,
+///     body: R,
+/// ) -> (Verdict, Box<dyn Read>) {
+///     match plan(classifier, status, headers) {
+///         Plan::Decided(verdict) => (verdict, Box::new(body)),
+///         Plan::Read(limit) => {
+///             let body = PeekedReader::read(body, limit);
+///             (classifier.classify(status, headers, body.peeked()), Box::new(body))
+///         }
+///     }
+/// }
+///
+/// let (verdict, mut body) =
+///     classify(&BodyCode::new(), StatusCode::OK, &HeaderMap::new(), &br#"{"code":401}"#[..]);
+/// assert_eq!(verdict, Verdict::Rejected);
+/// let mut text = String::new();
+/// body.read_to_string(&mut text).unwrap();
+/// assert_eq!(text, r#"{"code":401}"#);
+/// ```
 pub fn plan(classifier: &dyn Classifier, status: StatusCode, headers: &HeaderMap) -> Plan {
     let Some(limit) = classifier.body_limit(status, headers) else {
         return Plan::Decided(classifier.classify(status, headers, Peeked::NotRead));
