@@ -64,8 +64,8 @@ worlds! {
     login_after_a_shared_logout_is_checked_exhaustively => "login-after-logout": 67_749,
     hung_holder_is_checked_exhaustively => "hung-holder": 43_235,
     unreachable_store_is_checked_exhaustively => "store-down": 64_919,
-    paused_process_is_checked_exhaustively => "paused": 122_764,
-    store_that_loses_its_data_is_checked_exhaustively => "store-lost": 40_376,
+    paused_process_is_checked_exhaustively => "paused": 9_543,
+    store_that_loses_its_data_is_checked_exhaustively => "store-lost": 311_311,
     delayed_store_answer_is_checked_exhaustively => "delayed-answer": 9_758,
     transient_server_failures_are_checked_exhaustively => "server-5xx": 13_207,
 }

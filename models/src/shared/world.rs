@@ -252,28 +252,28 @@ impl FleetCheck {
             },
             FleetCheck {
                 name: "paused",
-                about: "a refresh through an expiry; a process paused until its next deadline \
-                        is fed an answer before its timer fires, while a lease may expire",
+                about: "a refresh through an expiry; a process paused past its next deadline \
+                        is fed an answer before its timer fires (a grant read then is given \
+                        back; a result read then is taken, its publish guarded by the version)",
                 world: world(
                     FleetBudget {
                         expiries: 1,
-                        lease_expiries: 1,
                         pauses: 1,
                         ..none
                     },
                     false,
                 ),
-                unreachable: &[NO_LOGOUT, NO_RESTART],
+                unreachable: &[NO_EXPIRY, NO_LOGOUT, NO_RESTART, NO_CONFLICT],
             },
             FleetCheck {
                 name: "store-lost",
-                about: "a refresh through an expiry; the store loses its data (versions start \
-                        again at 0 with other tokens) while a crashed holder's token may have \
-                        reached the server",
+                about: "a refresh through an expiry that hangs (its token may have reached the \
+                        server, the mark stays); the store then loses its data and versions \
+                        start again at 0 with other tokens",
                 world: world(
                     FleetBudget {
                         expiries: 1,
-                        crashes: 1,
+                        hangs: 1,
                         store_losses: 1,
                         ..none
                     },
@@ -286,7 +286,6 @@ impl FleetCheck {
                     ),
                     NO_LOGOUT,
                     NO_RESTART,
-                    NO_LATE_GRANT,
                 ],
             },
             FleetCheck {
