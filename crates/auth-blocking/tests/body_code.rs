@@ -14,7 +14,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use auth_blocking::ureq::{ApiClient, BodyCode, Scope};
+use auth_blocking::ureq::{ApiClient, BodyCode, RequestOptions, Scope};
 use auth_blocking::SessionHandle;
 use auth_demo::server::{Counters, ThreadedServer};
 use auth_demo::testing::LogCapture;
@@ -172,5 +172,28 @@ fn a_body_longer_than_the_limit_is_delivered_unread() {
     let (status, body) = get(&api, &world.url("/coded/long"));
     assert_eq!((status, &body["code"]), (200, &Value::from(401)));
     assert_eq!(world.counters().refresh_calls, 0);
+    world.check_logs();
+}
+
+#[test]
+fn a_rejection_that_is_not_retried_is_delivered_with_its_body() {
+    let world = World::new();
+    let api = world.api().with_classifier(BodyCode::new());
+    get(&api, &world.url("/coded/warmup"));
+    world.server.admin().expire_access_tokens();
+    let request = ureq::http::Request::get(world.url("/coded/once"))
+        .body(Vec::new())
+        .unwrap();
+    let mut response = api.send_with(request, RequestOptions::no_retry()).unwrap();
+    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(
+        body["code"], 401,
+        "the refused answer, read once, reaches the caller whole"
+    );
+    assert_eq!(body["msg"], "login expired");
+    assert_eq!(
+        world.counters().requests_per_path.get("/coded/once"),
+        Some(&1)
+    );
     world.check_logs();
 }

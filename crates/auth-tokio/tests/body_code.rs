@@ -20,7 +20,7 @@ use auth_demo::testing::LogCapture;
 use auth_tokio::auth_core::Config;
 use auth_tokio::reqwest::ApiClient;
 use auth_tokio::tower::AuthLayer;
-use auth_tokio::{BodyCode, Scope, SessionHandle};
+use auth_tokio::{BodyCode, RequestOptions, Scope, SessionHandle};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::task::JoinSet;
@@ -198,6 +198,32 @@ fn a_body_longer_than_the_limit_is_delivered_unread() {
         let (status, body) = get(&api, &ctx.url("/coded/long")).await;
         assert_eq!((status, &body["code"]), (200, &Value::from(401)));
         assert_eq!(ctx.counters().refresh_calls, 0);
+    });
+}
+
+#[test]
+fn a_rejection_that_is_not_retried_is_delivered_with_its_body() {
+    e2e(|ctx| async move {
+        let api = ctx.api().with_classifier(BodyCode::new());
+        get(&api, &ctx.url("/coded/warmup")).await;
+        ctx.server.admin().expire_access_tokens();
+        let url = ctx.url("/coded/once");
+        let request = api.http().get(&url).build().unwrap();
+        let response = api
+            .execute_with(request, RequestOptions::no_retry())
+            .await
+            .unwrap();
+        assert_eq!(response.url().as_str(), url);
+        let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(
+            body["code"], 401,
+            "the refused answer, read once, reaches the caller whole"
+        );
+        assert_eq!(body["msg"], "login expired");
+        assert_eq!(
+            ctx.counters().requests_per_path.get("/coded/once"),
+            Some(&1)
+        );
     });
 }
 
