@@ -136,6 +136,7 @@ mod background;
 mod clock;
 mod handle;
 mod park;
+pub mod pool;
 mod published;
 mod shared;
 mod store;
@@ -145,6 +146,7 @@ pub mod ureq;
 
 pub use backend::{Backend, BoxError, LoginError, RefreshError};
 pub use handle::{Attempt, Builder, Call, CallError, Next, SessionHandle, DEFAULT_WATCH_INTERVAL};
+pub use pool::{PoolError, PooledCall, PooledSession, SessionPool};
 pub use store::{FileStore, MemoryStore, StoreError, TokenStore};
 
 /// The session core this driver runs, re-exported so apps need one dependency.
