@@ -300,7 +300,7 @@ mod loopback {
 
     use super::*;
 
-    use super::common::{backend, server, DemoBackend};
+    use super::common::{server, DemoBackend};
 
     const KEYS: u32 = 1_000;
 
@@ -395,11 +395,23 @@ mod loopback {
         }
     }
 
+    /// Deadlines far above what a loaded machine needs: a refresh whose answer came after the
+    /// operation deadline is retried with the same refresh token (the server rotated it already,
+    /// and sees a reuse), which would test the machine's load, not the pool.
+    fn patient() -> auth_blocking::auth_core::Config {
+        auth_blocking::auth_core::Config {
+            operation_timeout: Duration::from_secs(60),
+            queue_timeout: Duration::from_secs(90),
+            ..auth_blocking::auth_core::Config::default()
+        }
+    }
+
     #[test]
     fn a_storm_across_1000_keys_logs_in_and_refreshes_once_per_key() {
         let server = server();
         let admin = server.admin().clone();
-        let demo = backend(&server);
+        // Each backend call bounded by 30 s (the tests' common backend: 5 s).
+        let demo = DemoBackend::new(server.base_url(), Duration::from_secs(30));
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -413,6 +425,7 @@ mod loopback {
                 logins: Arc::clone(&factory_logins),
                 refreshes: Arc::clone(&factory_refreshes),
             })
+            .config(patient())
         })
         .max_keys(KEYS as usize)
         .build();
