@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use auth_core::{AccessToken, Config, RequestError, RequestSpec, SessionState, Verdict};
-use auth_driver::{start_session, Conversation, Core, Ended, LogoutError, SharedLink, Turn};
+use auth_driver::{start_session, Conversation, Core, Ended, LogoutError, SharedLink, Stats, Turn};
 use auth_store::shared::SharedStore;
 use tracing::{info, warn, Dispatch};
 use zeroize::Zeroizing;
@@ -56,6 +56,8 @@ pub struct Builder<B, S = MemoryStore> {
     shared: Option<SharedLink>,
     watch_interval: Duration,
     config: Config,
+    /// The `session` label of the session's metrics ([`Builder::name`]).
+    name: Option<String>,
     wait: Option<Duration>,
 }
 
@@ -181,6 +183,7 @@ impl SessionHandle {
             shared: None,
             watch_interval: DEFAULT_WATCH_INTERVAL,
             config: Config::default(),
+            name: None,
             wait: None,
         }
     }
@@ -291,6 +294,14 @@ impl SessionHandle {
         self.link.published.subscribe()
     }
 
+    /// What the session did since it started (requests and their outcomes, resends, waits,
+    /// logins, refreshes, a shared store's answers) and where it stands (state, queue, circuit
+    /// breaker). Cheap: a copy of counters the session keeps anyway, under its short lock. The
+    /// same events go to the `metrics` recorder, if the app installed one.
+    pub fn stats(&self) -> Stats {
+        self.link.core.stats()
+    }
+
     /// How long a [`Call`] (and `logout`) waits for the session by default.
     pub fn wait_timeout(&self) -> Duration {
         self.wait
@@ -324,6 +335,7 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
             shared: None,
             watch_interval: self.watch_interval,
             config: self.config,
+            name: self.name,
             wait: self.wait,
         }
     }
@@ -342,6 +354,15 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
     /// owner of each operation is a random id of this session instance plus the operation id.
     pub fn shared_store<T: SharedStore>(mut self, store: T) -> Self {
         self.shared = Some(SharedLink::new(store));
+        self
+    }
+
+    /// Names the session in its metrics: every metric it emits carries the label
+    /// `session = name` (see [`Stats`] and `docs/integration.md`, "Metrics"). For an app with
+    /// a few sessions (one per API or service); never a user id or anything else unbounded.
+    /// Without a name the metrics carry no `session` label.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
         self
     }
 
@@ -424,7 +445,11 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
                 published.set(state);
             }
         };
-        let core = Arc::new(Core::new(session, Box::new(on_state)));
+        let core = Arc::new(Core::named(
+            session,
+            Box::new(on_state),
+            self.name.as_deref(),
+        ));
         let background = Background::new(
             Arc::clone(&core),
             self.backend,

@@ -149,5 +149,8 @@ pub use handle::{Attempt, Builder, Call, CallError, Next, SessionHandle, DEFAULT
 pub use pool::{PoolError, PooledCall, PooledSession, SessionPool};
 pub use store::{FileStore, MemoryStore, StoreError, TokenStore};
 
+/// What [`SessionHandle::stats`] returns; the metric names are in `auth_driver::stats`.
+pub use auth_driver::{stats, LoginStats, RefreshStats, RequestStats, SharedStats, Stats};
+
 /// The session core this driver runs, re-exported so apps need one dependency.
 pub use auth_core;

@@ -19,6 +19,9 @@
 //! Shutdown ([`Core::stop`]) starts nothing new (`Login`, `Refresh`, `Acquire` are dropped) but
 //! still finishes what was in flight: the results of a login or refresh, their persist or
 //! publish, the release of a lease, and the release of a lease granted after the stop.
+//!
+//! Counting ([`Core::stats`], and the metrics of [`crate::stats`]) happens here too, where every
+//! command and result passes anyway, so both drivers count the same events the same way.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -32,6 +35,7 @@ use auth_core::{
 use auth_store::StoreError;
 use tracing::debug;
 
+use crate::stats::{Kind, Meter, Stats};
 use crate::sync::{lock, Mutex};
 use crate::work::{LogoutError, LogoutTicket, Step, Work};
 
@@ -67,6 +71,11 @@ struct Inner {
     next_logout: u64,
     logouts: BTreeMap<LogoutTicket, LogoutWait>,
     stopped: bool,
+    /// Requests waiting for the session (not sent, not finished), since when: for the wait
+    /// time in [`Stats`]. Empty on the happy path, where every step comes back to its caller
+    /// at once.
+    waiting: HashMap<RequestId, Instant, BuildHasherDefault<DefaultHasher>>,
+    meter: Meter,
 }
 
 /// Where one caller is.
@@ -96,8 +105,16 @@ impl Wakes {
 
 impl Core {
     /// A core around `session` (new or restored). Commands the session already queued (an
-    /// eager login) become work at once. `on_state` hears every state change.
+    /// eager login) become work at once. `on_state` hears every state change. Its metrics
+    /// carry no `session` label; see [`Core::named`].
     pub fn new(session: Session, on_state: StateHook) -> Self {
+        Core::named(session, on_state, None)
+    }
+
+    /// Like [`Core::new`], with the session's `name` (chosen by the app, e.g. a tenant or a
+    /// service; keep the set of names small) as the `session` label of its metrics. The
+    /// metric handles are registered with the recorder installed now.
+    pub fn named(session: Session, on_state: StateHook, name: Option<&str>) -> Self {
         let core = Core {
             inner: Mutex::new(Inner {
                 session,
@@ -111,6 +128,8 @@ impl Core {
                 next_logout: 1,
                 logouts: BTreeMap::new(),
                 stopped: false,
+                waiting: HashMap::default(),
+                meter: Meter::new(name),
             }),
             on_state,
         };
@@ -134,8 +153,12 @@ impl Core {
                 (None, Some(Step::Stopped))
             } else {
                 let id = inner.session.submit(spec, now);
+                inner.meter.submitted();
                 inner.callers.insert(id, Caller::Waiting(None));
                 let mine = inner.route(Some(id), &self.on_state, &mut wakes);
+                if mine.is_none() {
+                    inner.waiting.insert(id, now);
+                }
                 (Some(id), mine)
             }
         };
@@ -187,7 +210,12 @@ impl Core {
                 return Some(Step::Stopped);
             }
             inner.session.handle_response(id, attempt, verdict, now);
-            inner.route(Some(id), &self.on_state, &mut wakes)
+            let mine = inner.route(Some(id), &self.on_state, &mut wakes);
+            // No step yet: the request waits (for a refresh) from now.
+            if mine.is_none() && matches!(inner.callers.get(&id), Some(Caller::Waiting(_))) {
+                inner.waiting.insert(id, now);
+            }
+            mine
         };
         wakes.run();
         mine
@@ -202,6 +230,7 @@ impl Core {
             if inner.callers.remove(&id).is_none() {
                 return;
             }
+            inner.waiting.remove(&id);
             inner.held.retain(|(held, _, _)| *held != id);
             inner.session.cancel(id, now);
             // The session's `Complete(Cancelled)` finds no caller: nobody listens.
@@ -273,18 +302,28 @@ impl Core {
 
     /// The app asks for a login.
     pub fn login(&self, now: Instant) {
-        self.input(|session| session.login(now));
+        self.input(|inner| inner.session.login(now));
     }
 
     /// A silent login finished. Heard after [`Core::stop`] too, so the tokens of an operation
     /// that was in flight are persisted (nothing else happens once stopped).
     pub fn login_done(&self, op: OpId, result: Result<TokenSet, LoginFailure>, now: Instant) {
-        self.finish(|session| session.handle_login_result(op, result, now));
+        self.finish(|inner| {
+            inner
+                .meter
+                .login_done(op, result.as_ref().err().copied(), now);
+            inner.session.handle_login_result(op, result, now);
+        });
     }
 
     /// A refresh finished. Heard after [`Core::stop`] too, like [`Core::login_done`].
     pub fn refresh_done(&self, op: OpId, result: Result<TokenSet, RefreshFailure>, now: Instant) {
-        self.finish(|session| session.handle_refresh_result(op, result, now));
+        self.finish(|inner| {
+            inner
+                .meter
+                .refresh_done(op, result.as_ref().err().copied(), now);
+            inner.session.handle_refresh_result(op, result, now);
+        });
     }
 
     /// Shared sessions: the store answered [`Work::Acquire`] of `op`. Heard after
@@ -297,6 +336,7 @@ impl Core {
         let mut wakes = Wakes::default();
         {
             let mut inner = lock(&self.inner);
+            inner.meter.lease(&result);
             if inner.stopped {
                 if let LeaseResult::Granted(observed) = result {
                     inner.work.push_back(Work::Release {
@@ -317,19 +357,22 @@ impl Core {
     /// Shared sessions: the store answered [`Work::Publish`] of `op`. Heard after
     /// [`Core::stop`] too, so the lease of an operation that was in flight is given back.
     pub fn published(&self, op: OpId, result: PublishResult, now: Instant) {
-        self.finish(|session| session.handle_published(op, result, now));
+        self.finish(|inner| {
+            inner.meter.published(&result);
+            inner.session.handle_published(op, result, now);
+        });
     }
 
     /// Shared sessions: the driver read the store's record and it changed (a periodic read, or
     /// the answer to this session's own logout): a logout or new tokens of another process
     /// reach this one. Ignored once stopped.
     pub fn store_changed(&self, observed: Observed, now: Instant) {
-        self.input(|session| session.handle_store_changed(observed, now));
+        self.input(|inner| inner.session.handle_store_changed(observed, now));
     }
 
     /// The runtime's timer fired: runs every deadline due at `now`.
     pub fn handle_timeout(&self, now: Instant) {
-        self.input(|session| session.handle_timeout(now));
+        self.input(|inner| inner.session.handle_timeout(now));
     }
 
     /// The runtime finished the persist of `generation` (successfully or not: a failed persist
@@ -407,6 +450,7 @@ impl Core {
             let mut inner = lock(&self.inner);
             inner.stopped = true;
             inner.held.clear();
+            inner.waiting.clear();
             for caller in inner.callers.values_mut() {
                 if let Caller::Waiting(waker) = caller {
                     wakes.0.extend(waker.take());
@@ -438,6 +482,18 @@ impl Core {
         lock(&self.inner).session.outstanding()
     }
 
+    /// What the session did so far, and where it stands: see [`Stats`].
+    pub fn stats(&self) -> Stats {
+        let inner = lock(&self.inner);
+        let session = &inner.session;
+        inner.meter.stats(
+            session.state(),
+            session.queued(),
+            session.outstanding(),
+            session.is_circuit_open(),
+        )
+    }
+
     /// Callers the core keeps a slot for (waiting, in flight, or with a step not taken yet).
     /// Falls back to zero once every request finished and was taken or cancelled; a leak check.
     pub fn callers(&self) -> usize {
@@ -445,25 +501,25 @@ impl Core {
     }
 
     /// Feeds one input and routes what follows. Ignored once stopped.
-    fn input(&self, feed: impl FnOnce(&mut Session)) {
+    fn input(&self, feed: impl FnOnce(&mut Inner)) {
         self.feed(feed, false);
     }
 
     /// Like [`Core::input`], but also once stopped: the result of an operation that was in
     /// flight, whose tokens must still be persisted (a stopped core's routing starts nothing
     /// and tells no caller anything).
-    fn finish(&self, feed: impl FnOnce(&mut Session)) {
+    fn finish(&self, feed: impl FnOnce(&mut Inner)) {
         self.feed(feed, true);
     }
 
-    fn feed(&self, feed: impl FnOnce(&mut Session), once_stopped: bool) {
+    fn feed(&self, feed: impl FnOnce(&mut Inner), once_stopped: bool) {
         let mut wakes = Wakes::default();
         {
             let mut inner = lock(&self.inner);
             if inner.stopped && !once_stopped {
                 return;
             }
-            feed(&mut inner.session);
+            feed(&mut inner);
             inner.route(None, &self.on_state, &mut wakes);
         }
         wakes.run();
@@ -497,6 +553,7 @@ impl Inner {
                     token,
                     generation,
                 } => {
+                    self.meter.sent(attempt);
                     let step = Step::Send { attempt, token };
                     match generation {
                         Some(generation)
@@ -508,14 +565,17 @@ impl Inner {
                     }
                 }
                 Command::Complete { id, outcome } => {
+                    self.meter.completed(&outcome);
                     self.held.retain(|(held, _, _)| *held != id);
                     self.deliver(id, Step::Done(outcome), me, &mut mine, wakes);
                 }
                 Command::Login { op } => {
+                    self.meter.started(Kind::Login, op, self.session.now());
                     self.work.push_back(Work::Login { op });
                     new_work = true;
                 }
                 Command::Refresh { op, refresh_token } => {
+                    self.meter.started(Kind::Refresh, op, self.session.now());
                     self.work.push_back(Work::Refresh { op, refresh_token });
                     new_work = true;
                 }
@@ -557,6 +617,7 @@ impl Inner {
                 }
                 // Tokens another process stored, already durable there: nothing to do but say so.
                 Command::Adopted(generation) => {
+                    self.meter.adopted();
                     debug!(
                         generation = generation.0,
                         "adopted the tokens another process stored"
@@ -570,6 +631,8 @@ impl Inner {
         if new_work || self.deadline_moved() {
             wakes.0.extend(self.background.take());
         }
+        self.meter
+            .gauges(self.session.queued(), self.session.is_circuit_open());
         mine
     }
 
@@ -584,6 +647,12 @@ impl Inner {
         wakes: &mut Wakes,
     ) {
         let done = !matches!(step, Step::Send { .. });
+        // The request waited for this step (not on the happy path: the map is empty there).
+        if !self.waiting.is_empty() {
+            if let Some(since) = self.waiting.remove(&id) {
+                self.meter.waited(since, self.session.now());
+            }
+        }
         if me == Some(id) {
             if done {
                 self.callers.remove(&id);

@@ -52,11 +52,18 @@
 //! the record read at start ([`StartRead`] retries an unreachable store for a while). The
 //! requests that will carry published tokens wait inside the session for the store's answer, so
 //! the persist gate above is not needed there.
+//!
+//! ## Counting
+//!
+//! The core counts what passes through it (requests and their outcomes, resends, waits for the
+//! session, logins, refreshes, the circuit breaker, a shared store's answers) for
+//! [`Core::stats`] and as metrics through the `metrics` facade; [`stats`] has the names.
 #![warn(missing_docs, unreachable_pub)]
 
 mod conversation;
 mod core;
 mod shared;
+pub mod stats;
 mod sync;
 mod work;
 
@@ -66,4 +73,5 @@ pub use crate::shared::{
     no_answer, start_session, SharedLink, StartRead, StoreAnswer, StoreCall, StoreWatch,
     START_READ_RETRY,
 };
+pub use crate::stats::{LoginStats, RefreshStats, RequestStats, SharedStats, Stats};
 pub use crate::work::{LogoutError, LogoutTicket, Step, Work};

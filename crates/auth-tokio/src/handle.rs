@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use auth_core::{Config, RequestError, RequestSpec, Session, SessionState};
 use auth_driver::{
-    no_answer, start_session, Core, Ended, LogoutError, LogoutTicket, SharedLink, StartRead,
+    no_answer, start_session, Core, Ended, LogoutError, LogoutTicket, SharedLink, StartRead, Stats,
 };
 use auth_store::shared::{Record, SharedStore};
 use tokio::sync::watch;
@@ -53,6 +53,8 @@ pub struct Builder<B, S = MemoryStore> {
     shared: Option<SharedLink>,
     watch_interval: Duration,
     config: Config,
+    /// The `session` label of the session's metrics ([`Builder::name`]).
+    name: Option<String>,
 }
 
 /// Why a [`Call`] ended without a response to deliver, or why a [`SessionHandle`] method did
@@ -101,6 +103,7 @@ impl SessionHandle {
             shared: None,
             watch_interval: DEFAULT_WATCH_INTERVAL,
             config: Config::default(),
+            name: None,
         }
     }
 
@@ -170,6 +173,14 @@ impl SessionHandle {
         *self.link.events.borrow()
     }
 
+    /// What the session did since it started (requests and their outcomes, resends, waits,
+    /// logins, refreshes, a shared store's answers) and where it stands (state, queue, circuit
+    /// breaker). Cheap: a copy of counters the session keeps anyway, under its short lock. The
+    /// same events go to the `metrics` recorder, if the app installed one.
+    pub fn stats(&self) -> Stats {
+        self.link.core.stats()
+    }
+
     /// A `watch` of the session's state, starting with the current one:
     /// `changed().await` / `wait_for(..)` follow it.
     pub fn events(&self) -> watch::Receiver<SessionState> {
@@ -224,6 +235,7 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
             shared: None,
             watch_interval: self.watch_interval,
             config: self.config,
+            name: self.name,
         }
     }
 
@@ -241,6 +253,15 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
     /// owner of each operation is a random id of this session instance plus the operation id.
     pub fn shared_store<T: SharedStore>(mut self, store: T) -> Self {
         self.shared = Some(SharedLink::new(store));
+        self
+    }
+
+    /// Names the session in its metrics: every metric it emits carries the label
+    /// `session = name` (see [`Stats`] and `docs/integration.md`, "Metrics"). For an app with
+    /// a few sessions (one per API or service); never a user id or anything else unbounded.
+    /// Without a name the metrics carry no `session` label.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
         self
     }
 
@@ -305,7 +326,7 @@ impl<B: Backend, S: TokenStore> Builder<B, S> {
             info!(?state, "session state");
             state_tx.send_replace(state);
         });
-        let core = Arc::new(Core::new(session, on_state));
+        let core = Arc::new(Core::named(session, on_state, self.name.as_deref()));
         let finished = background::spawn(
             Arc::clone(&core),
             self.backend,
