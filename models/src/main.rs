@@ -136,9 +136,10 @@ struct FleetWorldArgs {
     /// Plant the broken store: publish writes without compare-and-swap.
     #[arg(long)]
     no_cas: bool,
-    /// Check one of the CI worlds instead (the other world flags are ignored): takeover,
-    /// logout, hung-holder, store-down. `fleet` then passes when the world's unreachable
-    /// `sometimes` properties, and only those, stay unreached.
+    /// Check one of the CI worlds instead (the budget and notification flags are ignored;
+    /// `--no-cas` and `--bug` still apply): takeover, logout, login-after-logout, hung-holder,
+    /// store-down, paused, store-lost, delayed-answer, server-5xx. `fleet` then passes when the
+    /// world's unreachable `sometimes` properties, and only those, stay unreached.
     #[arg(long)]
     world: Option<String>,
     /// Plant one of auth-core's deliberate bugs in every process (needs `--features
@@ -384,7 +385,10 @@ fn fleet(args: FleetArgs) -> ExitCode {
         }
     };
     let world = match &named {
-        Some(check) => check.world,
+        Some(check) => FleetWorld {
+            compare_and_swap: !w.no_cas,
+            ..check.world
+        },
         None => {
             let mut world = FleetWorld::new(
                 w.processes,

@@ -133,10 +133,10 @@ fn ignoring_the_spent_mark_is_caught_by_p9() {
 }
 
 #[test]
-fn a_store_without_compare_and_swap_is_caught_by_p11() {
+fn a_store_without_compare_and_swap_is_caught_by_p11_and_the_write_order() {
     // One login under way in one process while the other logs out: the login's publish lands
     // on the tombstone.
-    let world = FleetWorld {
+    let logout = FleetWorld {
         compare_and_swap: false,
         ..FleetWorld::new(
             2,
@@ -147,9 +147,20 @@ fn a_store_without_compare_and_swap_is_caught_by_p11() {
             },
         )
     };
-    let listing = caught(world, |s| s, fleet_names::P11);
+    let listing = caught(logout, |s| s, fleet_names::P11);
     assert!(
         listing.contains("tokens were written after the shared logout"),
+        "{listing}"
+    );
+    // A refresh whose publish hangs past its deadline: the next holder logs in (the mark) and
+    // writes newer tokens, then the late publish lands on them.
+    let hung = FleetWorld {
+        compare_and_swap: false,
+        ..FleetCheck::named("hung-holder").unwrap().world
+    };
+    let listing = caught(hung, |s| s, fleet_names::NEWER);
+    assert!(
+        listing.contains("replaced a token set with an older one"),
         "{listing}"
     );
 }

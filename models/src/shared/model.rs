@@ -203,6 +203,9 @@ impl FleetEvents {
     /// A grant read too late (its operation was given up, or its lease may have passed on) was
     /// given back without a login or refresh.
     pub const LATE_GRANT_RETURNED: FleetEvents = FleetEvents(1 << 5);
+    /// The store replaced a token set with one the server issued before it (what
+    /// compare-and-swap exists to prevent; an `always` property forbids it).
+    pub const OLDER_OVER_NEWER: FleetEvents = FleetEvents(1 << 6);
 
     /// Whether every event of `other` happened.
     pub fn contains(self, other: FleetEvents) -> bool {
@@ -400,6 +403,9 @@ pub mod fleet_names {
     pub const P10: &str = "P10 fleet single flight";
     /// P11.
     pub const P11: &str = "P11 shared logout";
+    /// DESIGN.md §7: writes are compare-and-swap, so an older token set never overwrites a
+    /// newer one (in a store that keeps its data: after a loss versions repeat).
+    pub const NEWER: &str = "older tokens never overwrite newer";
     /// Waiting and adopting.
     pub const WAITED: &str = "waited for the holder and adopted";
     /// Lease takeover.
@@ -787,9 +793,17 @@ impl FleetModel {
         expected: u64,
         tokens: Tokens,
     ) -> StoreAnswer {
+        let replaced = s.store.content;
         let answer = match s.store.publish(expected, tokens) {
             PublishResult::Written => {
                 s.fleet.on_tokens_written();
+                // The server numbers token sets in issue order: a lower number is older. A
+                // store that lost its data reuses versions, so there the compare-and-swap
+                // cannot order writes across the loss (a documented limit; P9-P11 still hold).
+                let lost = s.budget.store_losses < self.world.budget.store_losses;
+                if !lost && matches!(replaced, Content::Tokens(old) if old.access > tokens.access) {
+                    s.events.insert(FleetEvents::OLDER_OVER_NEWER);
+                }
                 StoreAnswer::Written
             }
             _ => StoreAnswer::Conflict(s.store.record()),
@@ -1084,6 +1098,9 @@ impl Model for FleetModel {
             }),
             P::always(fleet_names::P11, |_, s: &FleetState| {
                 !s.violates_fleet(FleetProperty::P11SharedLogout)
+            }),
+            P::always(fleet_names::NEWER, |_, s: &FleetState| {
+                !s.events.contains(FleetEvents::OLDER_OVER_NEWER)
             }),
             P::sometimes(fleet_names::WAITED, |_, s: &FleetState| {
                 s.events.contains(FleetEvents::WAITED_AND_ADOPTED)

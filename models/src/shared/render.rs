@@ -9,7 +9,7 @@ use core::fmt::Write as _;
 
 use auth_core::{Command, Input, LeaseResult, Observed, PublishResult, Stored};
 
-use super::model::{Entry, FleetAction, FleetLog, FleetModel, FleetState, Msg};
+use super::model::{Entry, FleetAction, FleetEvents, FleetLog, FleetModel, FleetState, Msg};
 use super::store::{Content, Tokens};
 use crate::trace::{command_text, input_text, tokens_text};
 
@@ -197,6 +197,18 @@ impl FleetModel {
                 last.server.issued(),
                 last.server.reuse_detected
             );
+            if last.server.reuse_detected {
+                let _ = writeln!(
+                    text,
+                    "  violation: the server saw a refresh token twice and revoked its family"
+                );
+            }
+            if last.events.contains(FleetEvents::OLDER_OVER_NEWER) {
+                let _ = writeln!(
+                    text,
+                    "  violation: the store replaced a token set with an older one"
+                );
+            }
             for violation in last.fleet.violations() {
                 let _ = writeln!(text, "  violation: {violation}");
             }
