@@ -45,6 +45,10 @@
 //!   ([`ureq::ApiClient::with_classifier`]).
 //! - `tracing`: spans `session` and `operation`; the driver's threads log to the dispatcher that
 //!   was current at [`Builder::start`]. Tokens are never logged.
+//! - Counts: [`SessionHandle::stats`] is a [`Stats`] snapshot (requests by outcome, resends,
+//!   waits, logins, refreshes, the circuit breaker, a shared store's answers), and the same
+//!   events go to the `metrics` facade for any exporter, labelled with [`Builder::name`]; the
+//!   names are in [`stats`] and `docs/integration.md` ("Metrics").
 //!
 //! ## Quick start: your own transport
 //!

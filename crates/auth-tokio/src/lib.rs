@@ -47,6 +47,10 @@
 //! - `tracing` spans: `session` for the driver, `login`/`refresh` for operations, `api` for a
 //!   request. Tokens are never logged (their `Debug` is `***`; the `Authorization` header is
 //!   marked sensitive).
+//! - Counts: [`SessionHandle::stats`] is a [`Stats`] snapshot (requests by outcome, resends,
+//!   waits, logins, refreshes, the circuit breaker, a shared store's answers), and the same
+//!   events go to the `metrics` facade for any exporter, labelled with [`Builder::name`]; the
+//!   names are in [`stats`] and `docs/integration.md` ("Metrics").
 //!
 //! ## Example: the [`Call`] loop with your own transport
 //!
