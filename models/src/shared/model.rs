@@ -13,10 +13,12 @@
 //! so the safety properties are checked without trusting any clock.
 //!
 //! Messages in flight (a multiset, delivered in any order): API calls, logins and refreshes at the
-//! server, lease requests and publishes at the store. The store and the server act when a message
-//! is delivered and their answer is fed at once. `Release` and `ClearStore` take effect when the
-//! session emits them (their delay only lengthens a lease, which an expiry covers). A crash lets
-//! everything the process had sent take effect at its destination, with the answers lost.
+//! server, lease requests and publishes at the store, records a watcher read (fed later, so
+//! possibly stale), and store answers that travel back slowly ([`FleetAction::Delay`]).
+//! Otherwise the store and the server act when a message is delivered and their answer is fed
+//! at once. `Release` and `ClearStore` take effect when the session emits them (their delay only
+//! lengthens a lease, which an expiry covers). A crash lets everything the process had sent take
+//! effect at its destination, with the answers lost.
 
 use auth_core::{
     Checked, Command, FleetMonitor, FleetProperty, Input, Instant, LeaseResult, LoginFailure,
