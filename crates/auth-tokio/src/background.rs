@@ -269,6 +269,11 @@ fn store_call<B: Backend, S: TokenStore>(
         let blocking = tokio::task::spawn_blocking(move || call.run());
         let answer = match tokio::time::timeout(shared.operation_timeout, blocking).await {
             Ok(Ok(answer)) => answer,
+            // The runtime is shutting down and never ran the call: nothing went wrong.
+            Ok(Err(join)) if join.is_cancelled() => {
+                debug!("a shared store call was cancelled with the runtime; counts as unavailable");
+                late
+            }
             Ok(Err(join)) => {
                 error!(%join, "a shared store call panicked; counts as the store being unavailable");
                 late
