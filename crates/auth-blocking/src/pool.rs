@@ -464,7 +464,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> PoolBuilder<K> {
                 max_keys: self.max_keys,
                 shutdown_wait: self.shutdown_wait,
                 state: Mutex::new(State {
-                    table: Table::new(),
+                    table: table::new(),
                     retiring: HashMap::new(),
                     next_retiring: 0,
                     sweeper_started: false,

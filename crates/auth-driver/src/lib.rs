@@ -62,6 +62,7 @@
 
 mod conversation;
 mod core;
+pub mod pool;
 mod shared;
 pub mod stats;
 mod sync;

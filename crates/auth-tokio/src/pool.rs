@@ -244,14 +244,15 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> SessionPool<K> {
             if state.closed {
                 return Err(PoolError::Closed);
             }
-            let (slot, new, evicted) = match state.table.checkout(key, now, inner.max_keys) {
-                Checkout::Slot { slot, new, evicted } => (slot, new, evicted),
-                Checkout::Full => {
-                    return Err(PoolError::Full {
-                        max_keys: inner.max_keys,
-                    })
-                }
-            };
+            let (slot, new, evicted) =
+                match state.table.checkout(key, now.into_std(), inner.max_keys) {
+                    Checkout::Slot { slot, new, evicted } => (slot, new, evicted),
+                    Checkout::Full => {
+                        return Err(PoolError::Full {
+                            max_keys: inner.max_keys,
+                        })
+                    }
+                };
             if new && inner.idle_timeout.is_some() {
                 if !state.sweeper_started {
                     state.sweeper_started = true;
@@ -465,7 +466,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> PoolBuilder<K> {
                 max_keys: self.max_keys,
                 shutdown_wait: self.shutdown_wait,
                 state: Mutex::new(State {
-                    table: Table::new(),
+                    table: table::new(),
                     retiring: HashMap::new(),
                     next_retiring: 0,
                     sweeper_started: false,
@@ -599,7 +600,8 @@ async fn sweep<K: Hash + Eq + Clone + Send + Sync + 'static>(
                 if state.closed {
                     return;
                 }
-                let (evicted, next) = state.table.sweep(now, idle);
+                let (evicted, next) = state.table.sweep(now.into_std(), idle);
+                let next = next.map(tokio::time::Instant::from_std);
                 let retired: Vec<_> = evicted.into_iter().map(|e| state.retire(e)).collect();
                 (retired, next)
             };

@@ -1,303 +1,32 @@
-//! The pool's bookkeeping, without I/O or time of its own: the entries by key, their order of
-//! last use (for least-recently-used and idle eviction), and which of them are in use.
-//!
-//! Everything here runs under the pool's one short lock; nothing here awaits.
+//! The pool's bookkeeping is auth-driver's [`auth_driver::pool::Table`], shared with the tokio
+//! driver; here only what this driver puts in it: a `OnceLock` per key, holding the started
+//! session or why it could not start.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::Hash;
-use std::sync::Arc;
-
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
 
 use crate::handle::SessionHandle;
 
 /// One key's session, started once (single flight: every thread asking for the key blocks on
-/// the same cell while one starts it), or why it could not start. Whoever holds a clone of the
-/// `Arc` uses the session: a thread starting or awaiting it, or a [`super::PooledSession`].
-/// The table's own copy is the one left when nobody does.
+/// the same cell while one starts it), or why it could not start.
 pub(crate) type Slot = Arc<OnceLock<Started>>;
 
 /// A started session, or the error of its start (the slot is then dropped from the table).
 pub(crate) type Started = Result<SessionHandle, Arc<std::io::Error>>;
 
-/// The session in `slot`, if it started.
-pub(crate) fn session_of(slot: &Slot) -> Option<SessionHandle> {
-    slot.get()
-        .and_then(|started| started.as_ref().ok())
-        .cloned()
-}
-
-/// The entries of a pool, with their order of last use.
-pub(crate) struct Table<K> {
-    entries: HashMap<Arc<K>, Entry>,
-    /// Keys by the tick of their last use, oldest first. Ticks grow with the (monotonic) time
-    /// of use, so the oldest tick is also the longest idle.
-    order: BTreeMap<u64, Arc<K>>,
-    next_tick: u64,
-}
-
-struct Entry {
-    slot: Slot,
-    tick: u64,
-    used_at: Instant,
-}
+/// The entries of the pool, with their order of last use.
+pub(crate) type Table<K> = auth_driver::pool::Table<K, OnceLock<Started>, SessionHandle>;
 
 /// A session taken out of the table: shut it down (outside the lock).
-pub(crate) struct Evicted<K> {
-    pub(crate) key: Arc<K>,
-    /// `None` when its session never started: nothing to shut down.
-    pub(crate) session: Option<SessionHandle>,
-}
+pub(crate) type Evicted<K> = auth_driver::pool::Evicted<K, SessionHandle>;
 
 /// What [`Table::checkout`] found.
-pub(crate) enum Checkout<K> {
-    /// The key's slot (new or not), and the session evicted to make room for it, if any.
-    Slot {
-        slot: Slot,
-        /// `true` when the key was not in the table.
-        new: bool,
-        evicted: Option<Evicted<K>>,
-    },
-    /// The key is new, the table is at `max_keys` and every key is in use.
-    Full,
-}
+pub(crate) type Checkout<K> = auth_driver::pool::Checkout<K, OnceLock<Started>, SessionHandle>;
 
-impl<K> Table<K> {
-    /// How many keys the table holds.
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
-
-impl<K: Hash + Eq> Table<K> {
-    pub(crate) fn new() -> Self {
-        Table {
-            entries: HashMap::new(),
-            order: BTreeMap::new(),
-            next_tick: 0,
-        }
-    }
-
-    /// The slot of `key`, marked used at `now`. A new key gets an empty slot; when that makes
-    /// more than `max_keys`, the least recently used key not in use makes room.
-    pub(crate) fn checkout(&mut self, key: &K, now: Instant, max_keys: usize) -> Checkout<K>
-    where
-        K: Clone,
-    {
-        let tick = self.tick();
-        if let Some(entry) = self.entries.get_mut(key) {
-            let old = std::mem::replace(&mut entry.tick, tick);
-            entry.used_at = now;
-            let slot = Arc::clone(&entry.slot);
-            if let Some(name) = self.order.remove(&old) {
-                self.order.insert(tick, name);
-            }
-            return Checkout::Slot {
-                slot,
-                new: false,
-                evicted: None,
-            };
-        }
-        let mut evicted = None;
-        if self.entries.len() >= max_keys {
-            match self.oldest_unused() {
-                Some(victim) => evicted = self.remove_at(victim),
-                None => return Checkout::Full,
-            }
-        }
-        let key = Arc::new(key.clone());
-        let slot = Slot::default();
-        self.order.insert(tick, Arc::clone(&key));
-        self.entries.insert(
-            key,
-            Entry {
-                slot: Arc::clone(&slot),
-                tick,
-                used_at: now,
-            },
-        );
-        Checkout::Slot {
-            slot,
-            new: true,
-            evicted,
-        }
-    }
-
-    /// Takes out every key not used since `now - idle` and not in use. A key in use past its
-    /// idle time is not idle: it starts a new idle period now. The scan stops at the first key
-    /// used too recently (the order is by last use). Returns the evicted sessions and when the
-    /// next key would turn idle.
-    pub(crate) fn sweep(
-        &mut self,
-        now: Instant,
-        idle: Duration,
-    ) -> (Vec<Evicted<K>>, Option<Instant>) {
-        let mut evicted = Vec::new();
-        let mut in_use = Vec::new();
-        while let Some((&tick, key)) = self.order.first_key_value() {
-            let Some(entry) = self.entries.get(key) else {
-                // Unreachable: `order` and `entries` change together. Drop the stray tick.
-                self.order.remove(&tick);
-                continue;
-            };
-            if entry.used_at.checked_add(idle).is_none_or(|at| at > now) {
-                break;
-            }
-            if Arc::strong_count(&entry.slot) > 1 {
-                if let Some(key) = self.order.remove(&tick) {
-                    in_use.push(key);
-                }
-                continue;
-            }
-            evicted.extend(self.remove_at(tick));
-        }
-        for key in in_use {
-            let tick = self.tick();
-            if let Some(entry) = self.entries.get_mut(&key) {
-                entry.tick = tick;
-                entry.used_at = now;
-                self.order.insert(tick, key);
-            }
-        }
-        (evicted, self.next_idle(idle))
-    }
-
-    /// Takes `key` out, in use or not (an explicit eviction, or the pool's shutdown).
-    pub(crate) fn remove(&mut self, key: &K) -> Option<Evicted<K>> {
-        let tick = self.entries.get(key)?.tick;
-        self.remove_at(tick)
-    }
-
-    /// Whether `slot` is still `key`'s entry.
-    pub(crate) fn holds(&self, key: &K, slot: &Slot) -> bool {
-        self.entries
-            .get(key)
-            .is_some_and(|entry| Arc::ptr_eq(&entry.slot, slot))
-    }
-
-    /// Takes every entry out.
-    pub(crate) fn drain(&mut self) -> Vec<Evicted<K>> {
-        self.order.clear();
-        self.entries
-            .drain()
-            .map(|(key, entry)| Evicted {
-                key,
-                session: session_of(&entry.slot),
-            })
-            .collect()
-    }
-
-    pub(crate) fn contains(&self, key: &K) -> bool {
-        self.entries.contains_key(key)
-    }
-
-    /// When the least recently used key turns idle; `None` for an empty table, or an idle
-    /// time too long to be reached.
-    fn next_idle(&self, idle: Duration) -> Option<Instant> {
-        let (_, key) = self.order.first_key_value()?;
-        self.entries.get(key)?.used_at.checked_add(idle)
-    }
-
-    /// The tick of the least recently used key that nobody uses.
-    fn oldest_unused(&self) -> Option<u64> {
-        self.order.iter().find_map(|(&tick, key)| {
-            let entry = self.entries.get(key)?;
-            (Arc::strong_count(&entry.slot) == 1).then_some(tick)
-        })
-    }
-
-    fn remove_at(&mut self, tick: u64) -> Option<Evicted<K>> {
-        let key = self.order.remove(&tick)?;
-        let entry = self.entries.remove(&key)?;
-        Some(Evicted {
-            key,
-            session: session_of(&entry.slot),
-        })
-    }
-
-    fn tick(&mut self) -> u64 {
-        self.next_tick += 1;
-        self.next_tick
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    fn checkout(table: &mut Table<u32>, key: u32, now: Instant, max_keys: usize) -> Slot {
-        match table.checkout(&key, now, max_keys) {
-            Checkout::Slot { slot, .. } => slot,
-            Checkout::Full => panic!("full"),
-        }
-    }
-
-    #[test]
-    fn the_sweep_takes_the_idle_keys_oldest_first_and_says_when_the_next_turns_idle() {
-        let (mut table, t0, idle) = (Table::new(), Instant::now(), Duration::from_secs(60));
-        for (key, at) in [(1, 0), (2, 10), (3, 20)] {
-            drop(checkout(
-                &mut table,
-                key,
-                t0 + Duration::from_secs(at),
-                usize::MAX,
-            ));
-        }
-        // Key 1 used again at 30 s: now the most recent.
-        drop(checkout(
-            &mut table,
-            1,
-            t0 + Duration::from_secs(30),
-            usize::MAX,
-        ));
-        let (evicted, next) = table.sweep(t0 + Duration::from_secs(75), idle);
-        let keys: Vec<u32> = evicted.iter().map(|e| *e.key).collect();
-        assert_eq!(keys, [2]);
-        assert_eq!(next, Some(t0 + Duration::from_secs(80)));
-        assert!(table.contains(&1) && table.contains(&3));
-    }
-
-    #[test]
-    fn a_key_in_use_past_its_idle_time_starts_a_new_idle_period() {
-        let (mut table, t0, idle) = (Table::new(), Instant::now(), Duration::from_secs(60));
-        let held = checkout(&mut table, 1, t0, usize::MAX);
-        let later = t0 + Duration::from_secs(90);
-        let (evicted, next) = table.sweep(later, idle);
-        assert!(evicted.is_empty());
-        assert_eq!(next, Some(later + idle));
-        drop(held);
-        let (evicted, next) = table.sweep(later + idle, idle);
-        assert_eq!(evicted.len(), 1);
-        assert_eq!(next, None);
-    }
-
-    #[test]
-    fn an_idle_time_too_long_to_reach_has_no_deadline() {
-        let mut table = Table::new();
-        drop(checkout(&mut table, 1, Instant::now(), usize::MAX));
-        let (evicted, next) = table.sweep(Instant::now(), Duration::MAX);
-        assert!(evicted.is_empty());
-        assert_eq!(next, None, "a deadline in the past would spin the sweeper");
-    }
-
-    #[test]
-    fn at_max_keys_the_oldest_key_not_in_use_makes_room_or_the_table_is_full() {
-        let (mut table, t0) = (Table::new(), Instant::now());
-        let held = checkout(&mut table, 1, t0, 2);
-        drop(checkout(&mut table, 2, t0, 2));
-        match table.checkout(&3, t0, 2) {
-            Checkout::Slot { new, evicted, .. } => {
-                assert!(new);
-                assert_eq!(evicted.map(|e| *e.key), Some(2), "the key in use was taken");
-            }
-            Checkout::Full => panic!("full with a key not in use"),
-        }
-        let also_held = checkout(&mut table, 3, t0, 2);
-        assert!(matches!(table.checkout(&4, t0, 2), Checkout::Full));
-        drop((held, also_held));
-        assert_eq!(table.len(), 2);
-    }
+/// An empty table.
+pub(crate) fn new<K: std::hash::Hash + Eq>() -> Table<K> {
+    Table::new(|cell| {
+        cell.get()
+            .and_then(|started| started.as_ref().ok())
+            .cloned()
+    })
 }
